@@ -1,0 +1,70 @@
+"""Takeover metrics and losses of the Multiple NCA (SPEC section 3)."""
+
+import tensorflow as tf
+
+from tf_multinca import layout
+from tf_multinca import perception
+
+MATURE = perception.ALIVE_THRESHOLD
+
+
+def _alphas(x):
+  return x[..., layout.MULTI_ALPHA0:]
+
+
+def rgba_view(x):
+  """`[RGB, sum_i A_i]` `[B, H, W, 4]` of a multi state."""
+  return tf.concat([x[..., layout.RGB], tf.reduce_sum(_alphas(x), -1, keepdims=True)], -1)
+
+
+def target_loss(x, target):
+  """`L_target` per sample `[B]`: mean over pixels and 4 channels of `([RGB, sum A] - T)^2`.
+
+  Args:
+    x: `[B, H, W, 15 + k]` multi state.
+    target: `[H, W, 4]` padded target.
+  """
+  return tf.reduce_mean(tf.square(rgba_view(x) - target), axis=[1, 2, 3])
+
+
+def old_cells(x, rule=0):
+  """`N_old` per sample `[B]`: the sum of rule `rule`'s alpha over the grid (differentiable)."""
+  a = layout.multi_alpha(rule)
+  return tf.reduce_sum(x[..., a], axis=[1, 2])
+
+
+def alive_cells(x):
+  """`[B]` count of cells with `max_i A_i > 0.1`."""
+  big = tf.reduce_max(_alphas(x), -1)
+  return tf.reduce_sum(tf.cast(big > MATURE, tf.float32), axis=[1, 2])
+
+
+def original_fraction(x, rule=0):
+  """`[B]` `count(A_rule > 0.1) / count(max_i A_i > 0.1)` (0 where nothing is alive)."""
+  a = layout.multi_alpha(rule)
+  orig = tf.reduce_sum(tf.cast(x[..., a] > MATURE, tf.float32), axis=[1, 2])
+  return tf.math.divide_no_nan(orig, alive_cells(x))
+
+
+def takeover_metrics(x, target=None):
+  """All per-sample metrics of one state as a dict of `[B]` tensors."""
+  out = {'original_fraction': original_fraction(x), 'alive': alive_cells(x)}
+  if target is not None:
+    out['mse'] = target_loss(x, target)
+  return out
+
+
+def flat_weights(model):
+  """All trainable variables of `model` flattened into one vector."""
+  return tf.concat([tf.reshape(v, [-1]) for v in model.trainable_variables], 0)
+
+
+def weight_distance(adversary, original):
+  """`d = sqrt(mean((w_adv - w_orig)^2))` over all parameters (SPEC section 3)."""
+  return tf.sqrt(tf.reduce_mean(tf.square(flat_weights(adversary) - flat_weights(original))))
+
+
+def cosine_similarity(adversary, original):
+  """Cosine similarity of the flattened parameter vectors."""
+  a, b = flat_weights(adversary), flat_weights(original)
+  return tf.reduce_sum(a * b) / (tf.norm(a) * tf.norm(b) + 1e-12)

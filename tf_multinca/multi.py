@@ -1,0 +1,165 @@
+"""The Multiple NCA step of the paper (SPEC section 3) and the fixed-mask baseline.
+
+State `[B, H, W, 15 + k]`: RGB, 12 hidden, then one alpha per rule (see `layout`).
+"""
+
+import tensorflow as tf
+
+from tf_multinca import layout
+from tf_multinca import model as model_lib
+from tf_multinca import perception
+
+keras = tf.keras
+
+# Mask thresholds of the multi step use `>=` (the paper); the single NCA uses `>`.
+MATURE = perception.ALIVE_THRESHOLD
+WEIGHT_EPS = 1e-8
+
+
+def split_multi(x, k):
+  """`[B,H,W,15+k]` -> (rgb `[..,3]`, hidden `[..,12]`, alphas `[..,k]`)."""
+  return (x[..., layout.RGB], x[..., layout.MULTI_HIDDEN],
+          x[..., layout.MULTI_ALPHA0:layout.MULTI_ALPHA0 + k])
+
+
+def single_view(x, k):
+  """The 16-channel view every rule perceives: `[RGB, sum_i A_i, hidden]`."""
+  rgb, hidden, alphas = split_multi(x, k)
+  return tf.concat([rgb, tf.reduce_sum(alphas, -1, keepdims=True), hidden], -1)
+
+
+def to_multi(x, k, rule=0):
+  """Single-layout `[B,H,W,16]` -> multi layout, its alpha given to `rule`."""
+  alphas = [tf.zeros_like(x[..., layout.ALPHA:layout.ALPHA + 1])] * k
+  alphas[rule] = x[..., layout.ALPHA:layout.ALPHA + 1]
+  return tf.concat([x[..., layout.RGB], x[..., layout.HIDDEN]] + alphas, -1)
+
+
+def rule_masks(alphas, padding):
+  """Per-rule masks (SPEC 3.1).
+
+  Args:
+    alphas: `[B, H, W, k]`.
+    padding: 'zeros' or 'circular', for the per-rule 3x3 max-pool.
+
+  Returns:
+    `[B, H, W, k]` bool: `(free & near_i) | old_i`.
+  """
+  big = tf.reduce_max(alphas, -1, keepdims=True)
+  free = big < MATURE
+  old = tf.logical_and(tf.equal(alphas, big), alphas >= MATURE)
+  near = perception.maxpool3x3(alphas, padding) >= MATURE
+  return tf.logical_or(tf.logical_and(free, near), old)
+
+
+def multi_seed(batch, size, k, convention='paper', rule=0):
+  """The paper's multi seed: one cell at the centre, alive in `rule`.
+
+  Under an 'all_channels' seed convention the seed cell's hidden channels are 1 too.
+
+  Returns:
+    `[batch, H, W, 15 + k]` float32.
+  """
+  return to_multi(model_lib.make_seed(batch, size, layout.CHANNEL_N, convention), k, rule)
+
+
+@keras.utils.register_keras_serializable(package='tf_multinca')
+class MultiNCA(keras.Model):
+  """k NCA rules on one grid (the paper's Multiple NCA).
+
+  Call: `multi(x, fire_rate=None, angle=0.0, step_size=1.0)` on `[B, H, W, 15 + k]`. Each rule
+  draws its own fire mask with its own `fire_rate` unless `fire_rate` is given.
+  """
+
+  def __init__(self, rules, **kwargs):
+    super().__init__(**kwargs)
+    rules = list(rules)
+    if not rules:
+      raise ValueError('MultiNCA needs at least one CAModel rule')
+    for i, r in enumerate(rules):
+      if not isinstance(r, model_lib.CAModel):
+        raise TypeError(f'rule {i} is a {type(r).__name__}, expected a CAModel')
+      if r.channel_n != layout.CHANNEL_N:
+        raise ValueError(f'rule {i} has {r.channel_n} channels; the multi layout needs '
+                         f'{layout.CHANNEL_N}')
+    paddings = {r.convention.padding for r in rules}
+    if len(paddings) > 1:
+      raise ValueError('rules disagree on the grid edge '
+                       f'({[r.convention.name for r in rules]}); load them in one convention')
+    self.rules = rules
+    self.k = len(rules)
+    self.built = True
+
+  @property
+  def convention(self):
+    return self.rules[0].convention
+
+  @property
+  def channels(self):
+    return layout.multi_channels(self.k)
+
+  def masks(self, x):
+    """`[B, H, W, k]` bool rule masks of state `x`."""
+    return rule_masks(split_multi(x, self.k)[2], self.convention.padding)
+
+  def call(self, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None):
+    rgb, hidden, alphas = split_multi(x, self.k)
+    masks = tf.cast(rule_masks(alphas, self.convention.padding), tf.float32)
+    alive = tf.reduce_max(masks, -1, keepdims=True)
+    rgb, hidden, alphas = rgb * alive, hidden * alive, alphas * masks
+    view = tf.concat([rgb, tf.reduce_sum(alphas, -1, keepdims=True), hidden], -1)
+    weights = masks / (tf.reduce_sum(masks, -1, keepdims=True) + WEIGHT_EPS)
+    d_shared = tf.zeros_like(view)
+    d_alphas = []
+    for i, r in enumerate(self.rules):
+      dx = r.rule(view, angle, step_size) * r.fire(view, fire_rate, rng)
+      w = weights[..., i:i + 1]
+      d_shared += w * dx
+      d_alphas.append(w * dx[..., layout.ALPHA:layout.ALPHA + 1])
+    return tf.concat([rgb + d_shared[..., layout.RGB], hidden + d_shared[..., layout.HIDDEN],
+                      alphas + tf.concat(d_alphas, -1)], -1)
+
+  def seed(self, batch=1, size=None, rule=0):
+    """The paper's seed in `rule`'s alpha (default: the original)."""
+    return multi_seed(batch, size, self.k, self.convention, rule)
+
+  def get_config(self):
+    config = super().get_config()
+    config['rules'] = [r.get_config() for r in self.rules]
+    return config
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    rules = [model_lib.CAModel.from_config(r) for r in config.pop('rules')]
+    return cls(rules, **config)
+
+
+@keras.utils.register_keras_serializable(package='tf_multinca')
+class FixedMaskNCA(keras.Model):
+  """Randazzo et al. 2021's baseline: each cell follows rule 0 or rule 1 for ever.
+
+  Both rules see the same 16-channel single state; `x_out = step_0(x) (1 - M) + step_1(x) M`.
+  Call: `fixed(x, mask, fire_rate=None, angle=0.0, step_size=1.0)`, mask `[B, H, W, 1]`.
+  """
+
+  def __init__(self, original, adversary, **kwargs):
+    super().__init__(**kwargs)
+    if original.convention.padding != adversary.convention.padding:
+      raise ValueError('original and adversary disagree on the grid edge')
+    self.original, self.adversary = original, adversary
+    self.rules = [original, adversary]
+    self.built = True
+
+  @property
+  def convention(self):
+    return self.original.convention
+
+  def call(self, x, mask, fire_rate=None, angle=0.0, step_size=1.0, rng=None):
+    mask = tf.cast(mask, tf.float32)
+    x0 = self.original(x, fire_rate=fire_rate, angle=angle, step_size=step_size, rng=rng)
+    x1 = self.adversary(x, fire_rate=fire_rate, angle=angle, step_size=step_size, rng=rng)
+    return x0 * (1.0 - mask) + x1 * mask
+
+  def seed(self, batch=1, size=None):
+    return self.original.seed(batch, size)

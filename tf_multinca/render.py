@@ -1,0 +1,146 @@
+"""Rendering: states to RGB under each convention, tiling, zoom, strips, PNG and GIF (Pillow).
+
+Images are NumPy arrays: float RGB in [0, 1] `[..., H, W, 3]` or uint8.
+"""
+
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+from PIL import Image
+
+from tf_multinca import conventions as conv_lib
+from tf_multinca import layout
+
+ORIGINAL_COLOUR = np.array([1.0, 0.55, 0.0], np.float32)   # orange
+ADVERSARY_COLOUR = np.array([0.12, 0.47, 0.95], np.float32)  # blue
+EXTRA_COLOURS = np.array([[0.2, 0.7, 0.2], [0.8, 0.2, 0.8], [0.5, 0.5, 0.5]], np.float32)
+
+
+def _np(x):
+  return x.numpy() if hasattr(x, 'numpy') else np.asarray(x)
+
+
+def rgba_to_rgb(rgba, convention='distill'):
+  """`[..., 4]` RGBA (RGB as the convention stores it) -> `[..., 3]` RGB in [0, 1] on white.
+
+  distill (premultiplied): `1 - clip(a, 0, 1) + rgb`; paper (straight): `rgb * a + (1 - a)`.
+  """
+  c = conv_lib.get_convention(convention)
+  rgba = _np(rgba).astype(np.float32)
+  rgb, a = rgba[..., :3], rgba[..., 3:4]
+  if c.colours == 'premultiplied':
+    out = 1.0 - np.clip(a, 0.0, 1.0) + rgb
+  else:
+    out = rgb * a + (1.0 - a)
+  return np.clip(out, 0.0, 1.0)
+
+
+def state_to_rgb(x, convention='distill'):
+  """A single (16) or multi (15 + k) state `[..., C]` -> RGB `[..., 3]` in [0, 1].
+
+  A multi state is drawn with the sum of its alphas, as every rule perceives it.
+  """
+  x = _np(x)
+  if x.shape[-1] == layout.CHANNEL_N:
+    rgba = x[..., :4]
+  else:
+    alpha = x[..., layout.MULTI_ALPHA0:].sum(-1, keepdims=True)
+    rgba = np.concatenate([x[..., layout.RGB], alpha], -1)
+  return rgba_to_rgb(rgba, convention)
+
+
+def cell_mask_rgb(x, threshold=0.1):
+  """Cell-type mask of a multi state: original orange, adversary blue, empty white.
+
+  Args:
+    x: `[..., H, W, 15 + k]`.
+
+  Returns:
+    `[..., H, W, 3]` float in [0, 1].
+  """
+  x = _np(x)
+  alphas = x[..., layout.MULTI_ALPHA0:]
+  k = alphas.shape[-1]
+  colours = np.concatenate([ORIGINAL_COLOUR[None], ADVERSARY_COLOUR[None], EXTRA_COLOURS])[:k]
+  which = alphas.argmax(-1)
+  alive = alphas.max(-1) > threshold
+  out = np.where(alive[..., None], colours[which], 1.0)
+  return out.astype(np.float32)
+
+
+def zoom(img, factor):
+  """Nearest-neighbour zoom of `[H, W, C]` by an integer factor."""
+  img = _np(img)
+  return np.repeat(np.repeat(img, factor, axis=-3), factor, axis=-2)
+
+
+def tile(images, cols=None, pad=1, fill=1.0):
+  """Tiles `[N, H, W, C]` images into one grid `[rows*(H+pad)-pad, cols*(W+pad)-pad, C]`."""
+  images = _np(images)
+  n, h, w, c = images.shape
+  cols = cols or int(np.ceil(np.sqrt(n)))
+  rows = int(np.ceil(n / cols))
+  out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, c), fill, images.dtype)
+  for i in range(n):
+    r, q = divmod(i, cols)
+    out[r * (h + pad):r * (h + pad) + h, q * (w + pad):q * (w + pad) + w] = images[i]
+  return out
+
+
+def to_uint8(img):
+  """Float [0, 1] -> uint8 (uint8 passes through)."""
+  img = _np(img)
+  if img.dtype == np.uint8:
+    return img
+  return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _atomic_save(path, save):
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name, suffix=path.suffix)
+  os.close(fd)
+  try:
+    save(tmp)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  return path
+
+
+def save_png(img, path):
+  """Writes `[H, W, 3]` (float [0, 1] or uint8) as a PNG; returns the path."""
+  im = Image.fromarray(to_uint8(img))
+  return _atomic_save(path, lambda p: im.save(p, format='PNG'))
+
+
+def save_gif(frames, path, duration_ms=40, loop=0):
+  """Writes frames `[T, H, W, 3]` (or a list) as an animated GIF; returns the path."""
+  frames = [Image.fromarray(to_uint8(f)) for f in frames]
+  if not frames:
+    raise ValueError('save_gif needs at least one frame')
+  return _atomic_save(path, lambda p: frames[0].save(
+      p, format='GIF', save_all=True, append_images=frames[1:], duration=duration_ms,
+      loop=loop, optimize=False))
+
+
+def evolution_strip(states, convention='paper', zoom_factor=4, with_mask=True, pad=2):
+  """The paper's fig. 12 / 14 strip: the organism over time, the cell mask below it.
+
+  Args:
+    states: `[T, H, W, C]` states of one sample at chosen steps (C = 16 or 15 + k).
+
+  Returns:
+    `[rows * H * zoom, T * W * zoom, 3]` float image (rows = 2 with the mask).
+  """
+  states = _np(states)
+  rows = [state_to_rgb(states, convention)]
+  if with_mask and states.shape[-1] != layout.CHANNEL_N:
+    rows.append(cell_mask_rgb(states))
+  t = states.shape[0]
+  images = np.concatenate(rows, 0)  # row-major: all organisms, then all masks
+  return tile(zoom(images, zoom_factor), cols=t, pad=pad)
