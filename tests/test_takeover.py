@@ -1,0 +1,128 @@
+"""tools.takeover end to end, its errors, and the rendering helpers."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_model import random_weights
+from tf_multinca import CAModel, pretrained, render, takeover
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_tool(*args, env_extra=None):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', **(env_extra or {}))
+  return subprocess.run([sys.executable, '-m', 'tools.takeover', *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_tool_writes_every_output(tmp_path):
+  out = tmp_path / 'run'
+  p = run_tool('--pairing=lizard_red', f'--workdir={out}', '--seeds=2', '--steps_after=40',
+               '--gif_every=10')
+  assert p.returncode == 0, p.stderr
+  doc = json.loads((out / 'lizard_red_metrics.json').read_text())
+  assert doc['seeds'] == 2 and doc['injection_step'] == 60
+  assert doc['info']['injection'] == {'kind': 'square', 'side': 2}
+  assert len(doc['per_step']['original_fraction']['mean']) == 101
+  # Right after injection, 4 cells of ~500 are adversaries.
+  f61 = doc['per_step']['original_fraction']['per_seed'][0][61]
+  assert 0.95 < f61 < 1.0
+  rows = (out / 'lizard_red_metrics.csv').read_text().splitlines()
+  assert rows[0].startswith('step,original_fraction_mean') and len(rows) == 102
+  strip = Image.open(out / 'lizard_red_strip.png')
+  assert strip.size[1] > 2 * 48 * 4 - 10  # organism row and cell-mask row
+  gif = Image.open(out / 'lizard_red.gif')
+  assert gif.n_frames == 11
+  events = list((out / 'tensorboard').glob('events.out.tfevents.*'))
+  assert events, 'no TensorBoard event file'
+  from tensorboard.backend.event_processing import event_accumulator
+  acc = event_accumulator.EventAccumulator(str(out / 'tensorboard'),
+                                           size_guidance={'tensors': 0})
+  acc.Reload()
+  tags = acc.Tags()['tensors']
+  assert 'lizard_red/original_fraction' in tags and 'lizard_red/strip' in tags
+  assert len(acc.Tensors('lizard_red/alive')) == 101
+
+
+@pytest.mark.slow
+def test_fixed_mode_and_control(tmp_path):
+  p = run_tool('--pairing=lizard_red', f'--workdir={tmp_path}', '--seeds=2', '--steps_after=20',
+               '--mode=fixed', '--injection=spray:0.5')
+  assert p.returncode == 0, p.stderr
+  doc = json.loads((tmp_path / 'lizard_red_metrics.json').read_text())
+  # Half the cells are adversaries at injection; the fixed mask cannot spread into the rest.
+  f = np.array(doc['per_step']['original_fraction']['mean'])
+  assert 0.4 < f[61] < 0.6
+  assert 0.1 < f[-1] < 0.9
+  p = run_tool('--pairing=lizard_red', '--control', f'--workdir={tmp_path}', '--seeds=1',
+               '--steps_after=10')
+  assert p.returncode == 0, p.stderr
+  doc = json.loads((tmp_path / 'lizard_red_control_metrics.json').read_text())
+  assert set(doc['per_step']['original_fraction']['mean']) == {1.0}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('args,message', [
+    (['--pairing=lizard_pink'], 'unknown pairing'),
+    (['--original=paper/lizard/persist', '--adversary=distill/ex2_lizard',
+      '--injection=square:2'], 'convention'),
+    (['--pairing=lizard_red', '--injection=square:30'], 'does not fit'),
+    (['--pairing=lizard_red', '--injection=circle:3'], '--injection must be'),
+    (['--original=/nonexistent/model.pt'], 'nonexistent'),
+])
+def test_tool_errors(tmp_path, args, message):
+  out = tmp_path / 'bad'
+  p = run_tool(*args, f'--workdir={out}', '--seeds=1', '--steps_after=1')
+  assert p.returncode != 0
+  assert message in p.stderr, p.stderr
+  assert not (out / 'takeover_metrics.json').exists()
+
+
+def test_run_takeover_argument_errors():
+  a = CAModel(convention='paper')
+  with pytest.raises(takeover.TakeoverError, match='needs an injection'):
+    takeover.run_takeover(a, CAModel(convention='paper'), None)
+  with pytest.raises(takeover.TakeoverError, match='mode'):
+    takeover.run_takeover(a, mode='sparse')
+
+
+def test_render_conventions():
+  rgba = np.array([[[0.2, 0.4, 0.6, 0.5]]], np.float32)
+  np.testing.assert_allclose(render.rgba_to_rgb(rgba, 'distill'), [[[0.7, 0.9, 1.0]]])
+  np.testing.assert_allclose(render.rgba_to_rgb(rgba, 'paper'), [[[0.6, 0.7, 0.8]]])
+  x = np.zeros((2, 2, 17), np.float32)
+  x[0, 0, 15] = 1.0
+  x[0, 1, 16] = 0.5
+  x[1, 1, 15] = 0.05
+  m = render.cell_mask_rgb(x)
+  np.testing.assert_allclose(m[0, 0], render.ORIGINAL_COLOUR)
+  np.testing.assert_allclose(m[0, 1], render.ADVERSARY_COLOUR)
+  np.testing.assert_allclose(m[1, 1], [1, 1, 1])
+
+
+def test_png_gif_tile_zoom(tmp_path):
+  imgs = np.random.default_rng(0).uniform(0, 1, (5, 3, 4, 3)).astype(np.float32)
+  t = render.tile(render.zoom(imgs, 2), cols=3, pad=1)
+  assert t.shape == (2 * 6 + 1, 3 * 8 + 2, 3)
+  png = render.save_png(t, tmp_path / 'a' / 't.png')
+  back = np.asarray(Image.open(png))
+  np.testing.assert_array_equal(back, render.to_uint8(t))
+  gif = render.save_gif(list(render.zoom(imgs, 2)), tmp_path / 'g.gif')
+  assert Image.open(gif).n_frames == 5
+  assert not [p for p in os.listdir(tmp_path) if p.startswith('.')]
+
+
+def test_strip_has_mask_row_for_multi_states():
+  ca = CAModel(convention='paper').set_rule_weights(random_weights(0))
+  states = np.zeros((3, 8, 8, 17), np.float32)
+  assert render.evolution_strip(states, 'paper', zoom_factor=2, pad=0).shape == (32, 48, 3)
+  assert render.evolution_strip(states[..., :16], 'paper', zoom_factor=2, pad=0).shape == (16, 48, 3)
+  assert ca.convention.name == 'paper'
+  assert pretrained is not None

@@ -1,0 +1,48 @@
+"""Grows named models into pictures: the library behind `python -m tools.grow`."""
+
+import pathlib
+
+import numpy as np
+
+from tf_multinca import render
+from tf_multinca import rollout
+
+
+def grow_models(models, workdir, steps=200, batch=4, seed=0, zoom=4):
+  """Grows each model, writes `<name>.png`, `<name>.gif` and, with a target, its MSE.
+
+  Args:
+    models: manifest names or weight paths.
+
+  Yields:
+    One line of text per model.
+  """
+  from tf_multinca import pretrained, targets  # pylint: disable=g-import-not-at-top
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  for name in models:
+    ca = pretrained.load(name)
+    conv = ca.convention
+    x, kept = rollout.grow(ca, steps, batch=batch, seed=seed, keep_every=2)
+    stem = name.replace('/', '_').replace('%', 'pct')
+    png = render.save_png(render.tile(render.zoom(render.state_to_rgb(x, conv), zoom), pad=2),
+                          workdir / f'{stem}.png')
+    frames = [render.tile(render.zoom(render.state_to_rgb(s, conv), zoom), pad=2)
+              for _, s in kept]
+    gif = render.save_gif(frames, workdir / f'{stem}.gif')
+    line = f'{name} ({conv.name}, {steps} steps): {png}, {gif}'
+    target = _target_of(name, pretrained)
+    if target is not None:
+      t = targets.pad_target(targets.load_target(target, conv), conv)
+      mse = np.mean((x.numpy()[..., :4] - t) ** 2, axis=(1, 2, 3))
+      (workdir / f'{stem}_mse.txt').write_text(
+          f'MSE of RGBA vs {target}: {mse.mean():.6f} ± {mse.std():.6f} over {batch} seeds\n')
+      line += f', MSE vs {target} {mse.mean():.2e}'
+    yield line
+
+
+def _target_of(name, pretrained):
+  try:
+    return pretrained.get(name).target
+  except (KeyError, ValueError):
+    return None

@@ -1,0 +1,405 @@
+"""Grow an organism, inject adversaries, and follow the takeover step by step.
+
+The library behind `python -m tools.takeover`: one function runs a batched rollout (one sample
+per seed) and returns per-step metrics and recorded states; `write_outputs` writes them.
+"""
+
+import csv
+import dataclasses
+import json
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from tf_multinca import injection as inj
+from tf_multinca import layout
+from tf_multinca import metrics
+from tf_multinca import multi
+from tf_multinca import render
+
+METRIC_NAMES = ('original_fraction', 'alive', 'mse')
+
+
+class TakeoverError(ValueError):
+  """A takeover that cannot be run as asked (conventions, injection, arguments)."""
+
+
+@dataclasses.dataclass
+class TakeoverResult:
+  """What a rollout produced.
+
+  Attributes:
+    steps: `[T + 1]` step index of each metric row (0 = the seed).
+    metrics: name -> `[T + 1, B]` per-step, per-seed values.
+    record_steps: steps at which states were recorded.
+    states: `[R, B, H, W, 15 + k]` recorded states (multi layout).
+    injection_step: step after which the adversaries were injected (None for a control).
+    convention: the convention's name (for rendering).
+  """
+  steps: np.ndarray
+  metrics: dict
+  record_steps: list
+  states: np.ndarray
+  injection_step: int | None
+  convention: str
+  info: dict = dataclasses.field(default_factory=dict)
+
+  def at(self, step):
+    """name -> (mean, std) over seeds at `step`."""
+    i = int(np.searchsorted(self.steps, step))
+    if i >= len(self.steps) or self.steps[i] != step:
+      raise KeyError(f'step {step} is not in this rollout (0..{self.steps[-1]})')
+    return {k: (float(v[i].mean()), float(v[i].std())) for k, v in self.metrics.items()}
+
+
+def default_record_steps(steps_before, steps_after):
+  """The steps of the evolution strip: the paper's fig. 12 spacing."""
+  total = steps_before + steps_after
+  marks = {0, steps_before // 2, steps_before, steps_before + 1, steps_before + 40,
+           steps_before + 90, steps_before + 140, steps_before + 240, steps_before + 340, total}
+  return sorted(s for s in marks if 0 <= s <= total)
+
+
+def _to_multi_fixed(x, mask):
+  """Single state + fixed mask -> multi layout (A_0 = alpha (1 - M), A_1 = alpha M)."""
+  alpha = x[..., layout.ALPHA:layout.ALPHA + 1]
+  return tf.concat([x[..., layout.RGB], x[..., layout.HIDDEN], alpha * (1.0 - mask),
+                    alpha * mask], -1)
+
+
+def run_takeover(original, adversary=None, injection=None, target=None, steps_before=60,
+                 steps_after=500, seeds=8, seed=0, mode='multi', fire_rate=None,
+                 record_steps=None, gif_every=0):
+  """Grows `seeds` organisms with the original, injects, and rolls out the pairing.
+
+  Args:
+    original: `CAModel`, rule 0.
+    adversary: `CAModel` or None for a control (the organism alone).
+    injection: spec for `injection.parse_injection` ('square:2', 'spray:0.1', a dict); required
+      with an adversary.
+    target: `[H, W, 4]` padded target, or None (no MSE).
+    steps_before: steps grown from the seed before injection.
+    steps_after: steps after injection.
+    seeds: batch size; sample b uses the b-th draw of the generator seeded with `seed`.
+    mode: 'multi' (the paper's Multiple NCA) or 'fixed' (Randazzo et al.'s fixed mask).
+    record_steps: steps whose states are kept (default `default_record_steps`).
+    gif_every: keep every n-th state (and the last) for a GIF (0: the `record_steps`).
+
+  Returns:
+    A `TakeoverResult`.
+
+  Raises:
+    TakeoverError: mismatched conventions, a missing or unfittable injection, bad arguments.
+  """
+  if mode not in ('multi', 'fixed'):
+    raise TakeoverError(f"mode={mode!r}; expected 'multi' or 'fixed'")
+  if steps_before < 0 or steps_after < 0 or seeds < 1:
+    raise TakeoverError('steps_before and steps_after must be >= 0 and seeds >= 1')
+  if adversary is not None:
+    if adversary.convention.name != original.convention.name:
+      raise TakeoverError(
+          f'the original uses the {original.convention.name!r} convention and the adversary '
+          f'{adversary.convention.name!r}; load both in one convention (pass convention=...)')
+    if injection is None:
+      raise TakeoverError('an adversary needs an injection (square:S, spray:P or checkerboard)')
+    spec = inj.parse_injection(injection)
+  elif mode == 'fixed':
+    raise TakeoverError("mode='fixed' needs an adversary")
+  convention = original.convention
+  padding = convention.padding
+  rng = tf.random.Generator.from_seed(seed)
+  total = steps_before + steps_after
+  record = sorted(set(record_steps or default_record_steps(steps_before, steps_after)))
+  gif_steps = set(range(0, total + 1, gif_every)) if gif_every else set(record)
+  gif_steps.add(total)
+  keep = set(record) | gif_steps
+
+  rules = [original] if adversary is None else [original, adversary]
+  if mode == 'multi':
+    # A control still runs on the 2-rule layout, so its states render like the pairings'.
+    model = multi.MultiNCA(rules if adversary is not None else [original])
+    x = model.seed(seeds)
+    step = tf.function(lambda s: model(s, fire_rate=fire_rate, rng=rng))
+    view = (lambda s: s) if adversary is not None else (
+        lambda s: tf.concat([s, tf.zeros_like(s[..., :1])], -1))
+  else:
+    fixed = multi.FixedMaskNCA(original, adversary)
+    x = original.seed(seeds)
+    grow = tf.function(lambda s: original(s, fire_rate=fire_rate, rng=rng))
+    fixed_step = tf.function(lambda s, m: fixed(s, m, fire_rate=fire_rate, rng=rng))
+    mask = tf.zeros_like(x[..., :1])
+    step = None
+    view = lambda s: _to_multi_fixed(s, mask)  # noqa: E731  (reads the current mask)
+
+  rows = {name: [] for name in METRIC_NAMES}
+  kept_steps, kept = [], []
+
+  def observe(t, state):
+    v = view(state)
+    m = metrics.takeover_metrics(v, target)
+    for name in METRIC_NAMES:
+      rows[name].append(m[name].numpy() if name in m else np.full([seeds], np.nan, np.float32))
+    if t in keep:
+      kept_steps.append(t)
+      kept.append(v.numpy())
+
+  observe(0, x)
+  for t in range(1, total + 1):
+    if mode == 'multi':
+      x = step(x)
+    else:
+      x = grow(x) if t <= steps_before else fixed_step(x, mask)
+    if t == steps_before and adversary is not None:
+      x, mask = _inject(x, spec, padding, rng, mode, seeds)
+    observe(t, x)
+
+  record_idx = [kept_steps.index(t) for t in record]
+  result = TakeoverResult(
+      steps=np.arange(total + 1), metrics={k: np.stack(v) for k, v in rows.items()},
+      record_steps=record, states=np.stack([kept[i] for i in record_idx]),
+      injection_step=steps_before if adversary is not None else None,
+      convention=convention.name)
+  gif_idx = [i for i, t in enumerate(kept_steps) if t in gif_steps]
+  result.info['gif_steps'] = [kept_steps[i] for i in gif_idx]
+  result.info['gif_states'] = np.stack([kept[i] for i in gif_idx])
+  return result
+
+
+def _inject(x, spec, padding, rng, mode, seeds):
+  """Injects after growth; returns (state, fixed mask)."""
+  probe = x if mode == 'multi' else multi.to_multi(x, 2)
+  if spec['kind'] == 'square':
+    fits = inj.square_centres_available(probe, spec['side'], padding).numpy()
+    if not fits.all():
+      bad = np.nonzero(~fits)[0].tolist()
+      raise TakeoverError(
+          f"a {spec['side']}x{spec['side']} square does not fit inside the organism of "
+          f'sample(s) {bad} at injection time; use a smaller side or a spray')
+  mask = inj.injection_mask(probe, spec, padding, rng)
+  if mode == 'multi':
+    return inj.inject(x, mask), mask
+  return x, mask
+
+
+# Outputs.
+
+def summary(result, steps=(100, 200, 560)):
+  """{step: {metric: (mean, std)}} at the given steps (those inside the rollout)."""
+  return {int(s): result.at(s) for s in steps if s <= result.steps[-1]}
+
+
+def _atomic_write_text(path, text):
+  path = pathlib.Path(path)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name)
+  try:
+    with os.fdopen(fd, 'w') as f:
+      f.write(text)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def write_outputs(result, workdir, name='takeover', info=None, tensorboard=True,
+                  report_steps=(100, 200, 560)):
+  """Writes metrics JSON and CSV, TensorBoard scalars and images, the strip PNG and a GIF.
+
+  Returns:
+    dict of the written paths.
+  """
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  seeds = result.metrics['alive'].shape[1]
+  doc = {
+      'name': name, 'convention': result.convention, 'seeds': int(seeds),
+      'injection_step': result.injection_step, 'info': info or {},
+      'summary': {str(k): {m: {'mean': v[0], 'std': v[1]} for m, v in d.items()}
+                  for k, d in summary(result, report_steps).items()},
+      'steps': result.steps.tolist(),
+      'per_step': {k: {'mean': np.nanmean(v, 1).tolist(), 'std': np.nanstd(v, 1).tolist(),
+                       'per_seed': v.T.tolist()}
+                   for k, v in result.metrics.items() if not np.isnan(v).all()},
+  }
+  paths = {'json': workdir / f'{name}_metrics.json', 'csv': workdir / f'{name}_metrics.csv',
+           'strip': workdir / f'{name}_strip.png', 'gif': workdir / f'{name}.gif'}
+  _atomic_write_text(paths['json'], json.dumps(doc, indent=1))
+  names = [k for k in METRIC_NAMES if not np.isnan(result.metrics[k]).all()]
+  lines = [['step'] + [f'{k}_{s}' for k in names for s in ('mean', 'std')]]
+  for i, t in enumerate(result.steps):
+    row = [int(t)]
+    for k in names:
+      row += [float(np.mean(result.metrics[k][i])), float(np.std(result.metrics[k][i]))]
+    lines.append(row)
+  fd, tmp = tempfile.mkstemp(dir=workdir, prefix='.csv')
+  with os.fdopen(fd, 'w', newline='') as f:
+    csv.writer(f).writerows(lines)
+  os.replace(tmp, paths['csv'])
+
+  strip = render.evolution_strip(result.states[:, 0], result.convention)
+  render.save_png(strip, paths['strip'])
+  frames = result.info['gif_states'][:, 0]
+  gif = [np.concatenate([render.zoom(render.state_to_rgb(f, result.convention), 4),
+                         render.zoom(render.cell_mask_rgb(f), 4)], 1) for f in frames]
+  render.save_gif(gif, paths['gif'])
+
+  if tensorboard:
+    tb = workdir / 'tensorboard'
+    writer = tf.summary.create_file_writer(str(tb))
+    with writer.as_default():
+      for i, t in enumerate(result.steps):
+        for k in names:
+          tf.summary.scalar(f'{name}/{k}', float(np.mean(result.metrics[k][i])), step=int(t))
+      tf.summary.image(f'{name}/strip', strip[None], step=int(result.steps[-1]))
+    writer.flush()
+    writer.close()
+    paths['tensorboard'] = tb
+  return paths
+
+
+# Names.
+
+# Short names of the paper's published pairings (fig. 12 and 14), for the command line.
+PAIRINGS = {
+    'lizard_red': 'paper/lizard/virus/lizard_persist_to_red_squareside_2',
+    'lizard_no_tail': 'paper/lizard/virus/lizard_persist_to_no_tail_squareside_2',
+    'lizard_blue': 'paper/lizard/virus/lizard_persist_to_blue_squareside_2',
+    'lizard_red_spray': 'paper/lizard/virus/lizard_persist_to_red_virusrate_10%',
+    'bug_to_butterfly': 'paper/bug/virus/bug_persist_to_butterfly_squareside_2',
+    'lizard_grow_to_persist': 'paper/lizard/virus/lizard_growing_to_persist_squareside_3',
+    'butterfly_grow_to_persist': 'paper/butterfly/virus/butterfly_growing_to_persist_virusrate_3%',
+    'firework_grow_to_persist': 'paper/firework/virus/firework_growing_to_persist_virusrate_50%',
+}
+
+
+def _load_model(name_or_path, convention=None):
+  """A manifest name, a locally registered name, or a weight path -> `CAModel`."""
+  from tf_multinca import pretrained  # pylint: disable=g-import-not-at-top
+  return pretrained.load(name_or_path, convention)
+
+
+def _target(spec, convention):
+  from tf_multinca import targets  # pylint: disable=g-import-not-at-top
+  if spec is None:
+    return None
+  return targets.pad_target(targets.load_target(spec, convention), convention)
+
+
+def resolve(pairing=None, original=None, adversary=None, injection=None, target=None,
+            control=False, convention=None):
+  """Resolves names into models, injection and target.
+
+  Args:
+    pairing: a short name of `PAIRINGS` or a manifest adversary name.
+    original, adversary: manifest names or weight paths (instead of `pairing`).
+    injection: overrides the pairing's recorded injection.
+    target: a manifest target, PNG path or emoji; default the pairing's (or the original's).
+    control: drop the adversary (the organism alone).
+    convention: load every model in this convention (default: the pairing's or the original's).
+
+  Returns:
+    dict(original, adversary, injection, target, names).
+
+  Raises:
+    TakeoverError: unknown or contradictory names.
+  """
+  from tf_multinca import pretrained  # pylint: disable=g-import-not-at-top
+  if pairing is not None:
+    if original is not None or adversary is not None:
+      raise TakeoverError('give either a pairing or --original/--adversary, not both')
+    name = PAIRINGS.get(pairing, pairing)
+    try:
+      entry = pretrained.get(name)
+    except (KeyError, ValueError) as e:
+      raise TakeoverError(f'unknown pairing {pairing!r}: short names are {sorted(PAIRINGS)}; '
+                          f'or give a manifest adversary name ({e})') from None
+    if entry.original is None:
+      raise TakeoverError(f'{name} is not an adversary with a recorded original; short names '
+                          f'are {sorted(PAIRINGS)}')
+    pair = pretrained.load_pairing(name)
+    conv = convention or pair.original.convention
+    orig_model = pair.original if convention is None else _load_model(pair.original_name, conv)
+    adv_model = pair.adversary if convention is None else _load_model(name, conv)
+    injection = injection if injection is not None else pair.injection
+    if target is None:
+      target = pair.target if not control else pretrained.get(pair.original_name).target
+    names = {'original': pair.original_name, 'adversary': None if control else name}
+  else:
+    if original is None:
+      raise TakeoverError('give a --pairing, or an --original (and an --adversary)')
+    orig_model = _load_model(original, convention)
+    adv_model = None if adversary is None else _load_model(adversary, convention)
+    if target is None:
+      try:
+        target = pretrained.get(original).target
+      except (KeyError, ValueError):
+        target = None
+    names = {'original': str(original), 'adversary': None if control else adversary}
+  if control:
+    adv_model, injection = None, None
+  if adv_model is not None and injection is None:
+    raise TakeoverError('no injection recorded for this adversary: pass --injection '
+                        '(square:S, spray:P or checkerboard)')
+  conv = orig_model.convention
+  return dict(original=orig_model, adversary=adv_model,
+              injection=None if injection is None else inj.parse_injection(injection),
+              target=target, target_array=_target(target, conv), names=names)
+
+
+def run_named(workdir, name='takeover', steps_before=60, steps_after=500, seeds=8, seed=0,
+              mode='multi', gif_every=5, **names):
+  """Resolves `names` (see `resolve`), runs the takeover and writes every output to `workdir`.
+
+  Returns:
+    (TakeoverResult, {output: path}).
+  """
+  r = resolve(**names)
+  result = run_takeover(r['original'], r['adversary'], r['injection'], r['target_array'],
+                        steps_before=steps_before, steps_after=steps_after, seeds=seeds,
+                        seed=seed, mode=mode, gif_every=gif_every)
+  info = dict(r['names'], injection=r['injection'], target=r['target'], mode=mode, seed=seed,
+              steps_before=steps_before, steps_after=steps_after)
+  report = [s for s in (100, 200, steps_before + steps_after) if s <= steps_before + steps_after]
+  paths = write_outputs(result, workdir, name=name, info=info, report_steps=report)
+  return result, paths
+
+
+def report(workdir, pairings=None, seeds=8, seed=0, steps_before=60, steps_after=500,
+           report_steps=(100, 200, 560), log=print):
+  """Runs every pairing and its control, writes `report.md` and `report.json` to `workdir`.
+
+  Returns:
+    {row name: {step: {metric: (mean, std)}}}.
+  """
+  workdir = pathlib.Path(workdir)
+  rows = {}
+  for short in pairings or sorted(PAIRINGS):
+    for control in (False, True):
+      name = short + ('_control' if control else '')
+      result, _ = run_named(workdir / name, name=name, steps_before=steps_before,
+                            steps_after=steps_after, seeds=seeds, seed=seed, pairing=short,
+                            control=control)
+      rows[name] = summary(result, report_steps)
+      log(f'{name}: ' + ', '.join(
+          f"t={t} orig {v['original_fraction'][0]:.3f}" for t, v in rows[name].items()))
+  last = max(report_steps)
+  header = ('| run | ' + ' | '.join(f'orig. fraction t={t}' for t in report_steps) +
+            f' | alive t={last} | MSE t={last} |')
+  lines = [f'Takeover of every published pairing and its control: {seeds} seeds, injection '
+           f'after step {steps_before}, mean ± std over seeds.', '', header,
+           '|' + '---|' * (len(report_steps) + 3)]
+  for name, d in rows.items():
+    cells = [f"{d[t]['original_fraction'][0]:.3f} ± {d[t]['original_fraction'][1]:.3f}"
+             if t in d else '-' for t in report_steps]
+    alive = d[last]['alive']
+    mse = d[last]['mse']
+    mse_text = '-' if mse[0] != mse[0] else f'{mse[0]:.4f} ± {mse[1]:.4f}'
+    lines.append(f'| {name} | ' + ' | '.join(cells) +
+                 f' | {alive[0]:.0f} ± {alive[1]:.0f} | {mse_text} |')
+  _atomic_write_text(workdir / 'report.md', '\n'.join(lines) + '\n')
+  _atomic_write_text(workdir / 'report.json', json.dumps(
+      {n: {str(t): v for t, v in d.items()} for n, d in rows.items()}, indent=1))
+  return rows
