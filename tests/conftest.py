@@ -17,3 +17,22 @@ def mirror():
     pytest.fail(f'mirror of published files not found at {path}; set TF_MULTINCA_MIRROR to the '
                 'directory laid out by URL (raw.githubusercontent.com/<owner>/<repo>/...)')
   return path
+
+
+@pytest.fixture(scope='session', autouse=True)
+def published_files_env(tmp_path_factory):
+  """Hermetic published files: the mirror when no other is set, and a fresh cache per session.
+
+  Subprocesses (the tools) inherit both through the environment.
+  """
+  saved = {k: os.environ.get(k) for k in ('TF_MULTINCA_MIRROR', 'TF_MULTINCA_CACHE')}
+  default = _REPO.parent / 'shared' / 'mirror'
+  if not saved['TF_MULTINCA_MIRROR'] and default.is_dir():
+    os.environ['TF_MULTINCA_MIRROR'] = str(default.resolve())
+  os.environ['TF_MULTINCA_CACHE'] = str(tmp_path_factory.mktemp('tf_multinca_cache'))
+  yield
+  for k, v in saved.items():
+    if v is None:
+      os.environ.pop(k, None)
+    else:
+      os.environ[k] = v

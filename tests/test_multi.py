@@ -213,3 +213,26 @@ def test_fixed_mask_model():
   s0 = npref.single_step(x, w0, 'circular')
   s1 = npref.single_step(x, w1, 'circular')
   np.testing.assert_allclose(got, s0 * (1 - mask) + s1 * mask, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('convention', CONVENTIONS)
+@pytest.mark.parametrize('k', [2, 3])
+def test_multi_step_matches_numpy_on_grown_states(convention, k):
+  from tf_multinca import pretrained, rollout
+  names = ['paper/lizard/persist', 'paper/lizard/virus/lizard_persist_to_red_squareside_2',
+           'paper/lizard/virus/lizard_persist_to_no_tail_squareside_2'][:k]
+  rules = [pretrained.load(n, convention) for n in names]
+  m = multi.MultiNCA(rules)
+  g = tf.random.Generator.from_seed(k)
+  x, _ = rollout.grow(m, 60, batch=2, size=48, seed=k, keep_every=0)
+  x = injection.inject(x, injection.square_mask(x, 2, m.convention.padding, g), 0, 1)
+  if k == 3:
+    x = injection.inject(x, injection.spray_mask(x, 0.1, g), 0, 2)
+  x, _ = rollout.grow(m, 30, x=x, seed=k, keep_every=0)
+  x = x.numpy()
+  alive = (x[..., 15:] > 0.1).sum(axis=(0, 1, 2))
+  assert (alive > 0).all(), f'every rule should hold mature cells: {alive}'
+  got = m(tf.constant(x), fire_rate=1.0).numpy()
+  want = npref.multi_step(x, [r.get_rule_weights() for r in rules], m.convention.padding)
+  assert np.abs(got - want).max() < 1e-5

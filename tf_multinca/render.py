@@ -144,3 +144,8 @@ def evolution_strip(states, convention='paper', zoom_factor=4, with_mask=True, p
   t = states.shape[0]
   images = np.concatenate(rows, 0)  # row-major: all organisms, then all masks
   return tile(zoom(images, zoom_factor), cols=t, pad=pad)
+
+
+def to_pil(img):
+  """`[H, W, 3]` float [0, 1] or uint8 -> a PIL image (shows inline in notebooks)."""
+  return Image.fromarray(to_uint8(img))
