@@ -19,16 +19,17 @@ def grown_mse(name, target, steps=200, batch=4, convention=None):
 def test_distill_persistent_lizard_grows_its_emoji():
   mse, alive = grown_mse('distill/ex2_lizard', '🦎')
   assert mse.shape == (4,)
-  # Measured about 9e-5; a wrong band order or channel layout gives noise (MSE > 1e-2).
-  assert mse.max() < 3e-4, mse
+  # Measured 1.5e-4 ± 0.6e-4 over 8 seeds; a wrong band order or channel layout gives noise
+  # (MSE > 1e-2).
+  assert mse.mean() < 4e-4 and mse.max() < 1e-3, mse
   assert (alive > 500).all(), alive
 
 
 @pytest.mark.slow
 def test_paper_persistent_lizard_grows_lizard_png():
   mse, alive = grown_mse('paper/lizard/persist', 'paper/images/lizard')
-  # Measured about 8e-4 with 560-575 mature cells (the 40x40 lizard); see the closing note.
-  assert mse.max() < 2e-3, mse
+  # Measured 8.3e-4 ± 4.4e-4 over 8 seeds with 560-575 mature cells (the 40x40 lizard).
+  assert mse.mean() < 2e-3 and mse.max() < 4e-3, mse
   assert (alive > 450).all() and (alive < 700).all(), alive
 
 
