@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_multinca import conventions as conv_lib
+from tf_multinca import fast
 from tf_multinca import layout
 from tf_multinca import perception
 
@@ -101,11 +102,16 @@ class CAModel(keras.Model):
 
   Call: `ca(x, fire_rate=None, angle=0.0, step_size=1.0)` on `[B, H, W, channel_n]` returns the
   next state, exactly as the reference of `convention` does.
+
+  `impl`: 'sparse' (default) runs the rule only on the cells whose update can reach the output
+  (firing, and alive or next to an alive cell); 'reference' (or 'dense') is the readable
+  formulation on every cell, with static shapes (XLA, TF.js export). Both give equal results.
   """
 
   def __init__(self, channel_n=layout.CHANNEL_N, fire_rate=0.5, hidden_n=layout.HIDDEN_UNITS,
-               convention='distill', **kwargs):
+               convention='distill', impl='sparse', **kwargs):
     super().__init__(**kwargs)
+    self.impl = fast.check_impl(impl)
     self.channel_n = int(channel_n)
     self.fire_rate = float(fire_rate)
     self.hidden_n = int(hidden_n)
@@ -141,6 +147,20 @@ class CAModel(keras.Model):
     return perception.alive_mask(x, self.padding)
 
   def call(self, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None):
+    if self.impl != 'sparse':
+      return self.reference_call(x, fire_rate, angle, step_size, rng)
+    pre_life = self.alive(x)
+    fire = self.fire(x, fire_rate, rng)
+    # A cell's update reaches the output only if it fires and is alive or borders an alive cell
+    # (its new alpha enters that neighbour's post-update mask); elsewhere the step zeroes it.
+    near = perception.maxpool3x3(tf.cast(pre_life, tf.float32), self.padding) > 0.0
+    need = tf.reshape(tf.logical_and(near, fire > 0.0), [-1])
+    x = tf.reshape(fast.sparse_single_update(x, need, self, step_size, angle), tf.shape(x))
+    life = tf.logical_and(pre_life, self.alive(x))
+    return x * tf.cast(life, tf.float32)
+
+  def reference_call(self, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None):
+    """The readable step (SPEC section 2) on every cell; `call` with `impl='reference'`."""
     pre_life = self.alive(x)
     x = x + self.rule(x, angle, step_size) * self.fire(x, fire_rate, rng)
     life = tf.logical_and(pre_life, self.alive(x))
@@ -153,7 +173,7 @@ class CAModel(keras.Model):
   def get_config(self):
     config = super().get_config()
     config.update(channel_n=self.channel_n, fire_rate=self.fire_rate, hidden_n=self.hidden_n,
-                  convention=self.convention.name)
+                  convention=self.convention.name, impl=self.impl)
     return config
 
   @classmethod
