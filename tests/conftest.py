@@ -27,7 +27,10 @@ def published_files_env(tmp_path_factory):
   """
   saved = {k: os.environ.get(k) for k in ('TF_MULTINCA_MIRROR', 'TF_MULTINCA_CACHE')}
   default = _REPO.parent / 'shared' / 'mirror'
-  if not saved['TF_MULTINCA_MIRROR'] and default.is_dir():
+  if saved['TF_MULTINCA_MIRROR']:
+    # Absolute, so that subprocesses and notebook kernels started elsewhere find it too.
+    os.environ['TF_MULTINCA_MIRROR'] = str(pathlib.Path(saved['TF_MULTINCA_MIRROR']).resolve())
+  elif default.is_dir():
     os.environ['TF_MULTINCA_MIRROR'] = str(default.resolve())
   os.environ['TF_MULTINCA_CACHE'] = str(tmp_path_factory.mktemp('tf_multinca_cache'))
   yield
