@@ -1,0 +1,142 @@
+"""Training pieces: weight and learning-rate schedules, the pool, export round trips, registry."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from test_model import random_weights
+from tf_multinca import CAModel, configs
+from tf_multinca.training import export, pool as pool_lib, registry, schedules
+
+
+def ages(start, steps, batch=1):
+  """`[T, B]` ages after each of `steps` steps from `start`."""
+  return np.arange(1, steps + 1)[:, None] + np.asarray(start)[None, :] * np.ones([1, batch],
+                                                                                 np.int64)
+
+
+def test_window_weights_average_over_the_window():
+  w = schedules.normalised_weights(ages([0, 60, 200], 10, 3), 'window', start=64).numpy()
+  np.testing.assert_allclose(w[:, 0], 0.0)  # ages 1..10: before the window
+  assert np.allclose(w[:3, 1], 0.0) and np.allclose(w[3:, 1], 1 / 7)  # ages 64..70
+  np.testing.assert_allclose(w[:, 2], 0.1)  # every step inside
+  w = schedules.normalised_weights(ages([60], 10), 'window', start=62, end=65).numpy()[:, 0]
+  np.testing.assert_allclose(w, [0, 1 / 4, 1 / 4, 1 / 4, 1 / 4, 0, 0, 0, 0, 0])
+
+
+def test_sigmoid_and_exponential_weights():
+  s = schedules.normalised_weights(ages([0], 100), 'sigmoid', start=50, width=5).numpy()[:, 0]
+  assert abs(s.sum() - 1) < 1e-5 and np.all(np.diff(s) >= 0) and s[0] < 1e-5
+  e = schedules.normalised_weights(ages([10 ** 6], 50), 'exponential', start=0,
+                                   width=2).numpy()[:, 0]
+  assert np.isfinite(e).all() and abs(e.sum() - 1) < 1e-5 and e[-1] > e[-2] > e[0]
+  with pytest.raises(ValueError, match='weight shape'):
+    schedules.normalised_weights(ages([0], 3), 'cosine')
+
+
+def test_learning_rate_schedules():
+  c = configs.get_config('lizard_red', ['lr_boundaries=10', 'lr_values=1e-2,1e-3'])
+  lr = schedules.learning_rate(c)
+  assert abs(float(lr(5)) - 1e-2) < 1e-9 and abs(float(lr(11)) - 1e-3) < 1e-9
+  c = c.replace(lr_schedule='step_decay', lr=1.0, lr_decay_rate=0.5, lr_decay_steps=10)
+  lr = schedules.learning_rate(c)
+  assert float(lr(9)) == 1.0 and float(lr(25)) == 0.25
+  assert schedules.learning_rate(c.replace(lr_schedule='constant')) == 1.0
+
+
+def test_pool_sample_commit_and_damage():
+  p = pool_lib.SamplePool(6, [5, 5, 2])
+  rng = tf.random.Generator.from_seed(0)
+  p.fill(tf.ones([6, 5, 5, 2]))
+  idx = p.sample(4, rng)
+  assert len(set(idx.numpy().tolist())) == 4
+  x, a, l = p.gather(idx)
+  p.commit(idx, x * 2, a + 7, l + 3)
+  assert int(tf.reduce_sum(p.ages)) == 28 and float(tf.reduce_sum(p.losses)) == 12
+  assert float(tf.reduce_sum(p.states)) == 6 * 50 + 4 * 50
+  keep = pool_lib.circle_damage(tf.constant([3, 32, 32, 1]), rng).numpy()
+  assert keep.shape == (3, 32, 32, 1) and set(np.unique(keep)) <= {0.0, 1.0}
+  frac = 1 - keep.mean((1, 2, 3))
+  assert np.all(frac > 0.002) and np.all(frac < 0.2)
+
+
+def trained_like_model(seed=0, convention='paper'):
+  return CAModel(convention=convention).set_rule_weights(random_weights(seed))
+
+
+def test_saved_model_and_h5_round_trip(tmp_path):
+  ca = trained_like_model(1)
+  w = ca.get_rule_weights()
+  export.save_saved_model(ca, tmp_path / 'sm', info={'note': 'x'})
+  back, info = export.read_saved_model(tmp_path / 'sm')
+  assert export.max_abs_difference(w, back) == 0.0 and info['convention'] == 'paper'
+  loaded = tf.saved_model.load(str(tmp_path / 'sm'))
+  x = ca.seed(1, 16)
+  y = loaded.step(x)
+  assert y.shape == x.shape
+  export.save_weights_h5(ca, tmp_path / 'm.weights.h5')
+  assert export.max_abs_difference(w, export.read_weights_h5(tmp_path / 'm.weights.h5')) == 0.0
+  with pytest.raises(ValueError, match='weights.h5'):
+    export.save_weights_h5(ca, tmp_path / 'm.h5')
+  # Nothing temporary is left behind.
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['m.weights.h5', 'sm']
+
+
+def test_webgl_round_trip_within_quantisation(tmp_path):
+  ca = trained_like_model(2, 'distill')
+  w = ca.get_rule_weights()
+  export.save_webgl_json(ca, tmp_path / 'm.json')
+  back = export.read_any(tmp_path / 'm.json', 'distill').get_rule_weights()
+  for name in w:
+    scale = 2 * np.abs(w[name]).max()
+    assert np.abs(w[name] - back[name]).max() <= scale / 255 / 2 + 1e-6, name
+
+
+def test_pairing_saved_model_keeps_both_rules(tmp_path):
+  a, b = trained_like_model(3), trained_like_model(4)
+  export.save_saved_model([a, b], tmp_path / 'pair')
+  adv, info = export.read_saved_model(tmp_path / 'pair')
+  orig, _ = export.read_saved_model(tmp_path / 'pair', rule=0)
+  assert info['rules'] == 2
+  assert export.max_abs_difference(adv, b.get_rule_weights()) == 0.0
+  assert export.max_abs_difference(orig, a.get_rule_weights()) == 0.0
+  loaded = tf.saved_model.load(str(tmp_path / 'pair'))
+  x = tf.zeros([1, 12, 12, 17])
+  assert loaded.step(x).shape == (1, 12, 12, 17)
+
+
+def test_registry_register_lookup_resolve(tmp_path, monkeypatch):
+  ca = trained_like_model(5)
+  h5 = export.save_weights_h5(ca, tmp_path / 'w' / 'model.weights.h5')
+  manifest = tmp_path / 'local.json'
+  registry.register('local/liz', h5, convention='paper', role='persistent',
+                    target='paper/images/lizard', manifest=manifest)
+  doc = json.loads(manifest.read_text())
+  assert doc['entries'][0]['name'] == 'local/liz'
+  assert registry.lookup('local/liz', [manifest])['convention'] == 'paper'
+  assert registry.lookup('local/liz', []) is None
+  monkeypatch.setenv(registry.LOCAL_MANIFEST_ENV, str(manifest))
+  back = registry.resolve('local/liz')
+  assert back.convention.name == 'paper'
+  assert export.max_abs_difference(back.get_rule_weights(), ca.get_rule_weights()) == 0.0
+  assert registry.describe('local/liz')['target'] == 'paper/images/lizard'
+  # A path to the weights resolves too.
+  assert registry.resolve(str(h5)).convention.name == 'paper'
+  with pytest.raises(registry.RegistryError, match='already registered'):
+    registry.register('local/liz', h5, convention='paper', manifest=manifest, overwrite=False)
+
+
+@pytest.mark.parametrize('name', ['', '../x', 'a b', 'x' * 200, '/abs'])
+def test_registry_rejects_bad_names(name):
+  with pytest.raises(registry.RegistryError, match='bad model name'):
+    registry.check_name(name)
+
+
+def test_registry_refuses_a_corrupt_manifest(tmp_path):
+  bad = tmp_path / 'bad.json'
+  bad.write_text('{"not": "a manifest"}')
+  with pytest.raises(registry.RegistryError, match='not a local manifest'):
+    registry.lookup('x', [bad])
+  assert bad.read_text() == '{"not": "a manifest"}'

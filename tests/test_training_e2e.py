@@ -1,0 +1,214 @@
+"""The training binaries end to end: outputs, TensorBoard, resume after kill -9, NaN, flags,
+registration and the format round trips of a trained model."""
+
+import json
+import os
+import pathlib
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_multinca import configs
+from tf_multinca.training import export, loop, registry, sweep
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def env_for(mirror, **extra):
+  return dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', TF_MULTINCA_MIRROR=str(mirror), **extra)
+
+
+def run_tool(tool, *args, mirror, timeout=300, **extra):
+  return subprocess.run([sys.executable, '-m', f'tools.{tool}', *args], cwd=REPO,
+                        env=env_for(mirror, **extra), capture_output=True, text=True,
+                        timeout=timeout)
+
+
+def read_events(logdir):
+  """{tag: [(step, value or image)]} through TensorBoard's own event reader."""
+  from tensorboard.backend.event_processing import event_accumulator
+  acc = event_accumulator.EventAccumulator(str(logdir), size_guidance={'tensors': 0})
+  acc.Reload()
+  out = {}
+  for tag in acc.Tags()['tensors']:
+    out[tag] = [(e.step, tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+  return out, acc
+
+
+@pytest.mark.slow
+def test_train_adversary_end_to_end(tmp_path, mirror):
+  work = tmp_path / 'run'
+  before = resource.getrusage(resource.RUSAGE_CHILDREN)
+  p = run_tool('train_adversary', '--config=lizard_red_testing', f'--workdir={work}',
+               mirror=mirror)
+  after = resource.getrusage(resource.RUSAGE_CHILDREN)
+  assert p.returncode == 0, p.stderr
+  # CPU time, not wall time: the CI machine's cores are shared (typically ~15 s).
+  assert (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) < 45
+  assert 'ETA' in p.stdout and 'final evaluation' in p.stdout
+  doc = json.loads((work / 'metrics.json').read_text())
+  assert doc['steps'] == 6 and doc['kind'] == 'adversary'
+  for k in ('original_fraction', 'alive', 'mse', 'weight_distance', 'cosine_similarity'):
+    assert np.isfinite(doc['eval'][k]), k
+  assert (work / 'export' / 'adversary.weights.h5').is_file()
+  adv, info = export.read_saved_model(work / 'export' / 'saved_model')
+  assert info['rules'] == 2 and info['config'] == 'lizard_red_testing'
+  loaded = tf.saved_model.load(str(work / 'export' / 'saved_model'))
+  assert loaded.step(tf.zeros([1, 24, 24, 17])).shape == (1, 24, 24, 17)
+  events, acc = read_events(work / 'tensorboard')
+  for tag in ('loss', 'loss/target', 'loss/old', 'original_fraction', 'alive',
+              'weight_distance', 'cosine_similarity', 'lr', 'grad_norm'):
+    assert [s for s, _ in events[tag]] == list(range(1, 7)), tag
+  assert events['pool'][0][1].shape[0] == 3  # width, height, PNG (an image summary)
+  assert 'eval/strip' in events and 'eval/original_fraction' in events
+  assert any(acc.SummaryMetadata(tag).plugin_data.plugin_name == 'hparams'
+             for tag in events), sorted(events)
+
+
+@pytest.mark.slow
+def test_kill_and_resume(tmp_path, mirror):
+  work = tmp_path / 'run'
+  args = ['--config=lizard_red_testing', f'--workdir={work}', '--steps=40',
+          '--set=checkpoint_every=2', '--set=log_every=1']
+  proc = subprocess.Popen([sys.executable, '-m', 'tools.train_adversary', *args], cwd=REPO,
+                          env=env_for(mirror), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+  deadline = time.time() + 120
+  while not (work / 'checkpoints' / 'checkpoint').exists():
+    assert proc.poll() is None, proc.communicate()
+    assert time.time() < deadline
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.communicate()
+  killed_at = int(tf.train.latest_checkpoint(str(work / 'checkpoints')).rsplit('-', 1)[1])
+  assert 0 < killed_at < 40
+  assert not (work / 'metrics.json').exists()
+  p = run_tool('train_adversary', *args, mirror=mirror)
+  assert p.returncode == 0, p.stderr
+  assert f'at step {killed_at}' in p.stdout  # resumed, not restarted
+  assert 'step 1/40' not in p.stdout
+  assert json.loads((work / 'metrics.json').read_text())['steps'] == 40
+
+
+@pytest.mark.slow
+def test_resume_is_exact(tmp_path, mirror, monkeypatch):
+  monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
+  c = configs.get_config('lizard_red_testing', ['steps=4', 'eval_steps=1', 'eval_seeds=1'])
+  straight = loop.Trainer(c, tmp_path / 'a', log=lambda m: None)
+  straight.run()
+  loop.Trainer(c.replace(steps=2), tmp_path / 'b', log=lambda m: None).run()
+  resumed = loop.Trainer(c, tmp_path / 'b', log=lambda m: None)
+  resumed.run()
+  a, b = straight.trainee.get_rule_weights(), resumed.trainee.get_rule_weights()
+  assert export.max_abs_difference(a, b) < 1e-5
+  np.testing.assert_allclose(straight.pool.states.numpy(), resumed.pool.states.numpy(),
+                             atol=1e-4)
+  assert int(resumed.optimizer.iterations.numpy()) == 4
+
+
+@pytest.mark.slow
+def test_nan_stops_and_keeps_the_last_good_checkpoint(tmp_path, mirror):
+  work = tmp_path / 'run'
+  p = run_tool('train_adversary', '--config=lizard_red_testing', f'--workdir={work}',
+               '--set=debug_nan_step=3', mirror=mirror)
+  assert p.returncode == 3
+  assert 'diverged' in p.stderr and 'nan' in p.stderr.lower() and 'at step 3' in p.stderr
+  assert tf.train.latest_checkpoint(str(work / 'checkpoints')).endswith('ckpt-2')
+  assert not (work / 'metrics.json').exists()
+  # The kept checkpoint resumes (the hook off) and finishes.
+  p = run_tool('train_adversary', '--config=lizard_red_testing', f'--workdir={work}',
+               mirror=mirror)
+  assert p.returncode == 0, p.stderr
+  assert 'at step 2' in p.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('args, message', [
+    (['--no_such_flag=1'], 'no_such_flag'),
+    (['--config=lizard_green'], '--config must be one of'),
+    (['--set=lr=-1'], 'config field lr'),
+    (['--set=steps'], 'key=value'),
+    (['--injection=circle:2'], 'config field injection'),
+    (['stray_argument'], 'unexpected arguments'),
+    (['--config=nca_growing_testing'], 'config must be one of'),
+])
+def test_bad_flags_are_rejected_before_the_workdir(tmp_path, mirror, args, message):
+  work = tmp_path / 'run'
+  p = run_tool('train_adversary', f'--workdir={work}', *args, mirror=mirror)
+  assert p.returncode != 0
+  assert message in p.stderr
+  assert not work.exists()
+
+
+@pytest.mark.slow
+def test_changed_config_refuses_the_workdir(tmp_path, mirror):
+  work = tmp_path / 'run'
+  work.mkdir()
+  (work / 'config.json').write_text(json.dumps(
+      configs.get_config('lizard_red_testing', ['lr=0.5', 'lr_values=0.5,0.1']).to_dict()))
+  p = run_tool('train_adversary', '--config=lizard_red_testing', f'--workdir={work}',
+               mirror=mirror)
+  assert p.returncode == 2 and 'different config' in p.stderr and 'lr' in p.stderr
+  assert sorted(x.name for x in work.iterdir()) == ['config.json']
+
+
+@pytest.mark.slow
+def test_train_nca_registers_and_round_trips(tmp_path, mirror):
+  work = tmp_path / 'nca'
+  local = tmp_path / 'local.json'
+  p = run_tool('train_nca', '--config=nca_paper_persistent_testing', f'--workdir={work}',
+               '--register=local/tiny_lizard', mirror=mirror,
+               TF_MULTINCA_LOCAL_MANIFEST=str(local))
+  assert p.returncode == 0, p.stderr
+  doc = json.loads((work / 'metrics.json').read_text())
+  assert doc['kind'] == 'nca' and np.isfinite(doc['eval']['mse'])
+  assert registry.lookup('local/tiny_lizard', [work / 'registered.json'])
+  assert registry.lookup('local/tiny_lizard', [local])
+  trained = registry.resolve('local/tiny_lizard', manifests=[local]).get_rule_weights()
+  # The trained rule is not the zero-initialised one, and round-trips through all 3 formats.
+  assert np.abs(trained['conv2/kernel']).max() > 0
+  sm = export.read_any(work / 'export' / 'saved_model').get_rule_weights()
+  h5 = export.read_any(work / 'export' / 'model.weights.h5').get_rule_weights()
+  gl = export.read_any(work / 'export' / 'model.webgl.json', 'paper').get_rule_weights()
+  assert export.max_abs_difference(sm, trained) == 0.0
+  assert export.max_abs_difference(h5, trained) == 0.0
+  for name in trained:
+    scale = 2 * np.abs(trained[name]).max()
+    assert np.abs(gl[name] - trained[name]).max() <= scale / 255 / 2 + 1e-6
+  # The registered organism is accepted as the original of an adversary run.
+  p = run_tool('train_adversary', '--config=lizard_red_testing', '--original=local/tiny_lizard',
+               '--steps=2', f'--workdir={tmp_path / "adv"}', mirror=mirror,
+               TF_MULTINCA_LOCAL_MANIFEST=str(local))
+  assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.slow
+def test_growing_nca_loss_falls(tmp_path, mirror, monkeypatch):
+  monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
+  c = configs.get_config('nca_growing_testing', ['steps=40', 'summary_every=1', 'lr=4e-3',
+                                                 'lr_values=4e-3,4e-3', 'eval_steps=4'])
+  loop.train(c, tmp_path, log=lambda m: None)
+  events, _ = read_events(tmp_path / 'tensorboard')
+  losses = np.array([float(v) for _, v in events['loss']])
+  assert losses[-5:].mean() < 0.7 * losses[:5].mean()
+
+
+@pytest.mark.slow
+def test_perturbation_sweep_writes_table_and_plot(tmp_path, mirror, monkeypatch):
+  monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
+  out = sweep.run_sweep(tmp_path, ['perturbation_copy_l3_testing', 'perturbation_random_testing'],
+                        [0.5], ['steps=2', 'eval_steps=2', 'eval_seeds=1'], log=lambda m: None)
+  assert len(out['rows']) == 2
+  text = pathlib.Path(out['markdown']).read_text()
+  assert 'perturbation_copy_l3_testing' in text and '50%' in text
+  assert pathlib.Path(out['csv']).read_text().startswith('regime,rate,')
+  from PIL import Image
+  assert Image.open(out['png']).size[0] > 300
+  copy_row = out['rows'][0]
+  assert copy_row['cosine_similarity'] > 0.9  # started as the original, penalised by l3

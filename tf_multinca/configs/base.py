@@ -1,0 +1,254 @@
+"""The configuration of one training run: a frozen dataclass, every field documented.
+
+One `TrainConfig` describes both kinds of run, so both go through one loop:
+`kind='adversary'` trains rule 1 of a Multiple NCA against a frozen original (the paper);
+`kind='nca'` trains a single NCA from its seed (Distill). Fields that do not apply to a kind are
+ignored by it. Overrides from the command line are `key=value` strings (`apply_overrides`).
+"""
+
+import dataclasses
+import typing
+
+KINDS = ('adversary', 'nca')
+INITS = ('random', 'copy')
+WEIGHT_SCHEDULES = ('window', 'sigmoid', 'exponential')
+LR_SCHEDULES = ('constant', 'piecewise', 'step_decay')
+CONVENTIONS = ('paper', 'distill')
+
+# Fields that may change when a run resumes in the same workdir: they do not change what is
+# trained, only how long and how it is reported.
+RESUMABLE_CHANGES = frozenset({
+    'steps', 'log_every', 'summary_every', 'image_every', 'checkpoint_every', 'keep_checkpoints',
+    'eval_seeds', 'eval_steps', 'eval_seed', 'compare_with', 'register', 'description',
+    'debug_nan_step'})
+
+
+class ConfigError(ValueError):
+  """A config that cannot run: names the field and how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """One training run. See the comment on each field."""
+  # --- What is trained.
+  name: str = ''  # The config's name (set by the registry; used in logs and hparams).
+  description: str = ''  # One line: which experiment of which paper this is.
+  kind: str = 'adversary'  # 'adversary': train rule 1 against a frozen rule 0; 'nca': one NCA.
+  original: str = 'paper/lizard/persist'  # adversary: the frozen organism: a manifest name, a
+  # registered name (training.registry) or a weight file.
+  target: str = 'paper/images/lizard_red'  # Target image: manifest image name, PNG path, emoji,
+  # or 'self:N' (adversary: the original's own mean RGBA after N steps, for unpublished targets).
+  convention: str = 'paper'  # 'paper' (48x48 torus, straight colours) or 'distill' (72x72).
+  grid_size: int = 0  # Grid side in cells; 0 = the convention's (48 paper, 72 distill).
+  fire_rate: float = 0.5  # Probability that a cell updates in a step (both rules).
+
+  # --- Adversary: initialisation and injection.
+  adversary_init: str = 'copy'  # 'random' (Glorot first layer, zero last layer) or 'copy' (a
+  # copy of the original's weights: the perturbation regimes of fig. 15).
+  injection: str = 'square:2'  # How adversary cells are injected: square:S, spray:P, spray:P%.
+  inject_min: int = 60  # Fresh samples are grown with the original for a number of steps drawn
+  inject_max: int = 60  # uniformly in [inject_min, inject_max], then injected (paper: 60).
+
+  # --- Loss: sum_n l1(n) L_target(n) + l2(n) N_old(n) + l3 d(w_adv, w_orig); n = age since
+  # injection. Each weight is a scale times a shape over n, normalised over the rollout so that
+  # the sum is a weighted average over the steps where the shape is non-zero.
+  l1: float = 1.0  # Scale of the target loss (mean squared error of [RGB, sum A] to the target).
+  l1_schedule: str = 'window'  # 'window' (1 on [start, end]), 'sigmoid' or 'exponential'.
+  l1_start: int = 64  # First age (steps since injection) with weight (sigmoid: its midpoint).
+  l1_end: int = -1  # Last age with weight; -1 = no end (persistent behaviour).
+  l1_width: float = 8.0  # sigmoid / exponential: the scale in steps of the rise.
+  l2: float = 1e-3  # Scale of N_old, the sum of the original's alpha over the grid.
+  l2_schedule: str = 'window'  # As l1_schedule.
+  l2_start: int = 64  # As l1_start.
+  l2_end: int = -1  # As l1_end.
+  l2_width: float = 8.0  # As l1_width.
+  l_outside: float = 0.0  # Not in the paper: scale of the summed alpha of all rules outside
+  # the target's shape (target alpha == 0), on l2's schedule. Penalises overgrowth (0 = off).
+  l3: float = 0.0  # Scale of d = sqrt(mean((w_adv - w_orig)^2)) (fig. 15's perturbation term).
+
+  # --- Rollouts and the sample pool.
+  batch_size: int = 8  # Samples per train step.
+  rollout_min: int = 32  # Steps rolled out per train step, drawn uniformly in
+  rollout_max: int = 32  # [rollout_min, rollout_max] (Distill: 64..95).
+  pool_size: int = 64  # Samples kept on the device between steps; 0 = no pool (fresh batches).
+  replace_worst: int = 1  # Samples of each batch replaced by fresh ones (the highest loss first).
+  max_age: int = 600  # adversary: samples older than this (since injection) are replaced first.
+  damage_n: int = 0  # Samples of each batch (the lowest loss) that get a circular damage.
+  outlier_factor: float = 5.0  # Samples whose loss exceeds this times the batch mean are left
+  # out of the gradient; 0 disables.
+
+  # --- Optimiser.
+  lr: float = 2e-3  # Adam's initial learning rate.
+  lr_schedule: str = 'piecewise'  # 'constant', 'piecewise' (lr_boundaries / lr_values) or
+  # 'step_decay' (lr * lr_decay_rate ** (step // lr_decay_steps)).
+  lr_boundaries: typing.Tuple[int, ...] = (2000,)  # piecewise: steps where the lr changes.
+  lr_values: typing.Tuple[float, ...] = (2e-3, 2e-4)  # piecewise: one more value than
+  # boundaries; the first should equal lr.
+  lr_decay_rate: float = 0.5  # step_decay: the factor.
+  lr_decay_steps: int = 1000  # step_decay: the period in steps.
+  grad_norm: bool = True  # Normalise each variable's gradient to unit L2 norm (Distill).
+  steps: int = 2000  # Train steps of the whole run.
+  stop_loss: float = 0.0  # Stop early once the mean loss of the last log_every steps is below
+  # this (fig. 15 trains until the loss is < 0.01); 0 disables.
+  seed: int = 0  # Seed of the run's tf.random.Generator (pool, injections, fire masks).
+
+  # --- Checkpoints, logs and evaluation.
+  log_every: int = 10  # A progress line (loss, s/step, ETA) every this many steps.
+  summary_every: int = 10  # TensorBoard scalars every this many steps.
+  image_every: int = 100  # TensorBoard image strips of the pool every this many steps.
+  checkpoint_every: int = 50  # A checkpoint every this many steps (and at the end).
+  keep_checkpoints: int = 3  # Checkpoints kept by the CheckpointManager.
+  eval_seeds: int = 8  # Final evaluation: fresh seeds.
+  eval_steps: int = 500  # Final evaluation: steps after injection (adversary) or from the seed
+  # (nca).
+  eval_seed: int = 1234  # Final evaluation: seed of its generator (fixed, so runs compare).
+  compare_with: str = ''  # A published adversary evaluated the same way at the end ('' none).
+  register: str = ''  # nca: register the trained model under this name in the local manifest.
+  debug_nan_step: int = -1  # Test hook: the loss becomes NaN at this step (-1 never).
+
+  def replace(self, **changes):
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self):
+    return dataclasses.asdict(self)
+
+
+def field_types():
+  """{field name: type} of `TrainConfig`."""
+  return {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+
+
+def _parse_bool(text):
+  low = text.strip().lower()
+  if low in ('1', 'true', 'yes', 'on'):
+    return True
+  if low in ('0', 'false', 'no', 'off'):
+    return False
+  raise ValueError(f'{text!r} is not a boolean (true/false)')
+
+
+def parse_value(name, text):
+  """Parses the text of an override for field `name` into the field's type.
+
+  Raises:
+    ConfigError: an unknown field or a value of the wrong type.
+  """
+  types = field_types()
+  if name not in types:
+    raise ConfigError(f'unknown config field {name!r}; fields are: {", ".join(sorted(types))}')
+  t = types[name]
+  try:
+    if t is bool:
+      return _parse_bool(text)
+    if t is int:
+      return int(text)
+    if t is float:
+      return float(text)
+    if t is str:
+      return text
+    item = typing.get_args(t)[0]
+    parts = [p for p in text.replace(' ', '').split(',') if p]
+    return tuple(item(p) for p in parts)
+  except ValueError as e:
+    raise ConfigError(f'config field {name}: cannot parse {text!r} as {getattr(t, "__name__", t)}'
+                      f' ({e})') from None
+
+
+def apply_overrides(config, overrides):
+  """Applies `key=value` strings to a config, then validates it.
+
+  Raises:
+    ConfigError: a malformed override, an unknown field, a bad value.
+  """
+  changes = {}
+  for item in overrides or ():
+    if '=' not in item:
+      raise ConfigError(f'override {item!r} is not key=value (e.g. --set=lr=1e-3)')
+    key, value = item.split('=', 1)
+    changes[key.strip()] = parse_value(key.strip(), value)
+  config = dataclasses.replace(config, **changes)
+  validate(config)
+  return config
+
+
+def _check(ok, field, message):
+  if not ok:
+    raise ConfigError(f'config field {field}: {message}')
+
+
+def validate(c):
+  """Checks every field's range and the combinations.
+
+  Raises:
+    ConfigError: naming the field and the allowed values.
+  """
+  _check(c.kind in KINDS, 'kind', f'{c.kind!r}; expected one of {KINDS}')
+  _check(c.convention in CONVENTIONS, 'convention', f'{c.convention!r}; expected one of '
+         f'{CONVENTIONS}')
+  _check(bool(c.target), 'target', 'must name a target image (manifest name, PNG or emoji)')
+  if c.target.startswith('self:'):
+    _check(c.kind == 'adversary' and c.target[5:].isdigit(), 'target',
+           f"{c.target!r}: 'self:N' (the organism itself after N steps) needs an adversary "
+           'run and an integer N')
+  _check(c.grid_size == 0 or c.grid_size >= 8, 'grid_size', f'{c.grid_size}; 0 or >= 8')
+  _check(0.0 < c.fire_rate <= 1.0, 'fire_rate', f'{c.fire_rate}; expected in (0, 1]')
+  if c.kind == 'adversary':
+    _check(bool(c.original), 'original', 'an adversary needs the original organism')
+    _check(c.adversary_init in INITS, 'adversary_init', f'{c.adversary_init!r}; expected one '
+           f'of {INITS}')
+    from tf_multinca import injection as inj  # pylint: disable=g-import-not-at-top
+    try:
+      spec = inj.parse_injection(c.injection)
+    except inj.InjectionError as e:
+      raise ConfigError(f'config field injection: {e}') from None
+    _check(spec['kind'] in ('square', 'spray', 'checkerboard'), 'injection', 'unsupported kind')
+    _check(0 <= c.inject_min <= c.inject_max, 'inject_min',
+           f'need 0 <= inject_min ({c.inject_min}) <= inject_max ({c.inject_max})')
+  for p in ('l1', 'l2'):
+    _check(getattr(c, f'{p}_schedule') in WEIGHT_SCHEDULES, f'{p}_schedule',
+           f'{getattr(c, p + "_schedule")!r}; expected one of {WEIGHT_SCHEDULES}')
+    _check(getattr(c, p) >= 0, p, 'must be >= 0')
+    _check(getattr(c, f'{p}_start') >= 0, f'{p}_start', 'must be >= 0')
+    end = getattr(c, f'{p}_end')
+    _check(end == -1 or end >= getattr(c, f'{p}_start'), f'{p}_end',
+           f'{end}; -1 (no end) or >= {p}_start')
+    _check(getattr(c, f'{p}_width') > 0, f'{p}_width', 'must be > 0')
+  _check(c.l3 >= 0, 'l3', 'must be >= 0')
+  _check(c.l_outside >= 0, 'l_outside', 'must be >= 0')
+  _check(c.batch_size >= 1, 'batch_size', 'must be >= 1')
+  _check(1 <= c.rollout_min <= c.rollout_max, 'rollout_min',
+         f'need 1 <= rollout_min ({c.rollout_min}) <= rollout_max ({c.rollout_max})')
+  _check(c.pool_size == 0 or c.pool_size >= c.batch_size, 'pool_size',
+         f'{c.pool_size}; 0 (no pool) or >= batch_size ({c.batch_size})')
+  _check(0 <= c.replace_worst <= c.batch_size, 'replace_worst',
+         f'{c.replace_worst}; expected in [0, batch_size]')
+  _check(c.max_age >= 1, 'max_age', 'must be >= 1')
+  _check(0 <= c.damage_n + c.replace_worst <= c.batch_size, 'damage_n',
+         f'damage_n + replace_worst must be <= batch_size ({c.batch_size})')
+  _check(c.outlier_factor == 0 or c.outlier_factor > 1, 'outlier_factor', '0 or > 1')
+  _check(c.lr > 0, 'lr', 'must be > 0')
+  _check(c.lr_schedule in LR_SCHEDULES, 'lr_schedule',
+         f'{c.lr_schedule!r}; expected one of {LR_SCHEDULES}')
+  if c.lr_schedule == 'piecewise':
+    _check(len(c.lr_values) == len(c.lr_boundaries) + 1, 'lr_values',
+           f'{len(c.lr_values)} values for {len(c.lr_boundaries)} boundaries; need one more '
+           'value than boundaries')
+    _check(list(c.lr_boundaries) == sorted(set(c.lr_boundaries)), 'lr_boundaries',
+           'must be strictly increasing')
+    _check(all(v > 0 for v in c.lr_values), 'lr_values', 'must be > 0')
+  _check(0 < c.lr_decay_rate <= 1, 'lr_decay_rate', 'must be in (0, 1]')
+  _check(c.lr_decay_steps >= 1, 'lr_decay_steps', 'must be >= 1')
+  _check(c.steps >= 1, 'steps', 'must be >= 1')
+  _check(c.stop_loss >= 0, 'stop_loss', 'must be >= 0 (0 disables)')
+  for f in ('log_every', 'summary_every', 'image_every', 'checkpoint_every', 'keep_checkpoints',
+            'eval_seeds'):
+    _check(getattr(c, f) >= 1, f, 'must be >= 1')
+  _check(c.eval_steps >= 0, 'eval_steps', 'must be >= 0')
+  _check(c.kind == 'nca' or not c.register, 'register', 'only an nca run can be registered')
+  if c.register:
+    from tf_multinca.training import registry  # pylint: disable=g-import-not-at-top
+    try:
+      registry.check_name(c.register)
+    except ValueError as e:
+      raise ConfigError(f'config field register: {e}') from None
+  return c

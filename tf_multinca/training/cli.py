@@ -1,0 +1,104 @@
+"""Flags shared by the training binaries (tools.train_adversary, tools.train_nca).
+
+Every override is validated (by building the config) before anything touches the workdir.
+"""
+
+import pathlib
+import sys
+
+from absl import flags
+from absl import logging
+
+from tf_multinca import configs
+from tf_multinca.training import loop
+
+# Direct flags for the most common overrides: flag name -> config field.
+COMMON_OVERRIDES = {
+    'steps': 'steps', 'seed': 'seed', 'lr': 'lr', 'batch_size': 'batch_size',
+    'target': 'target', 'convention': 'convention',
+}
+ADVERSARY_OVERRIDES = {'original': 'original', 'injection': 'injection',
+                       'adversary_init': 'adversary_init', 'l3': 'l3'}
+NCA_OVERRIDES = {'register': 'register'}
+
+
+def define_flags(kind, default_config):
+  """Defines --config, --workdir, --set, --list_configs and the direct overrides."""
+  names = configs.names(kind)
+  flags.DEFINE_string('config', default_config,
+                      f'named config; one of: {", ".join(names)}')
+  flags.DEFINE_string('workdir', None, 'run directory: checkpoints, TensorBoard, metrics, '
+                      'export; a run resumes from it')
+  flags.DEFINE_multi_string('set', [], 'config override key=value, repeatable (e.g. '
+                            '--set=lr=1e-3 --set=lr_values=1e-3,1e-4); see '
+                            'tf_multinca/configs/base.py for every field')
+  flags.DEFINE_bool('list_configs', False, 'print the config names and exit')
+  direct = dict(COMMON_OVERRIDES)
+  direct.update(ADVERSARY_OVERRIDES if kind == 'adversary' else NCA_OVERRIDES)
+  for flag, field in direct.items():
+    flags.DEFINE_string(flag, None, f'override of the config field {field}')
+
+  @flags.validator('config', message=f'--config must be one of: {", ".join(names)}')
+  def _check_config(value):  # pylint: disable=unused-variable
+    return value in names
+
+  @flags.validator('workdir', message='--workdir must be a directory path (not an existing '
+                   'file)')
+  def _check_workdir(value):  # pylint: disable=unused-variable
+    return value is None or not pathlib.Path(value).is_file()
+
+  @flags.multi_flags_validator(['config', 'set'] + list(direct),
+                               message='bad config override')
+  def _check_overrides(values):  # pylint: disable=unused-variable
+    try:
+      build_config(values, direct)
+    except configs.ConfigError as e:
+      raise flags.ValidationError(f'{e} (from --set or a direct override flag)') from None
+    return True
+
+  return direct
+
+
+def overrides(values, direct):
+  """The `key=value` overrides of the parsed flag values (direct flags after --set)."""
+  out = list(values['set'] or ())
+  out += [f'{field}={values[flag]}' for flag, field in direct.items()
+          if values.get(flag) is not None]
+  return out
+
+
+def build_config(values, direct):
+  """The validated config of parsed flag values; raises ConfigError."""
+  return configs.get_config(values['config'], overrides(values, direct))
+
+
+def main(kind, direct, argv):
+  """Runs the binary: returns the exit status (0 ok, 2 bad input, 3 diverged)."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  f = flags.FLAGS
+  if f.list_configs:
+    print('\n'.join(configs.names(kind)))
+    return 0
+  if not f.workdir:
+    raise app.UsageError('--workdir is required (the run directory; an existing one resumes)')
+  values = {name: f[name].value for name in ['config', 'set'] + list(direct)}
+  config = build_config(values, direct)
+  if config.kind != kind:
+    raise app.UsageError(f'--config={config.name} is an {config.kind} config; use the '
+                         f'tools.train_{"nca" if config.kind == "nca" else "adversary"} binary')
+  logging.info('config %s: %s', config.name, config)
+  try:
+    loop.train(config, f.workdir, log=_log)
+  except loop.DivergedError as e:
+    print(f'training diverged: {e}', file=sys.stderr)
+    return 3
+  except (loop.TrainingError, configs.ConfigError, ValueError, KeyError, OSError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  return 0
+
+
+def _log(message):
+  print(message, flush=True)

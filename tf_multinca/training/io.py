@@ -1,0 +1,69 @@
+"""Atomic writes of workdir files: a crash or a bad input never leaves a half-written file."""
+
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+
+def write_text(path, text):
+  """Writes `text` to `path` through a temporary file in the same directory."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name + '.')
+  try:
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
+      f.write(text)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  return path
+
+
+def write_json(path, obj):
+  """Writes `obj` as indented JSON, atomically."""
+  return write_text(path, json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + '\n')
+
+
+def write_file(path, save, suffix=''):
+  """Calls `save(tmp_path)` then moves the file into place; `suffix` ends the temporary name
+  (Keras insists on `.weights.h5`)."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name + '.', suffix=suffix)
+  os.close(fd)
+  os.remove(tmp)  # some writers refuse an existing file
+  try:
+    save(tmp)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  return path
+
+
+def write_dir(path, save):
+  """Calls `save(tmp_dir)` then swaps the directory into place (SavedModels)."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix='.' + path.name + '.'))
+  old = None
+  try:
+    save(str(tmp))
+    if path.exists():
+      old = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix='.' + path.name + '.old.'))
+      os.rmdir(old)
+      os.replace(path, old)
+    os.replace(tmp, path)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    if old is not None and old.exists() and not path.exists():
+      os.replace(old, path)
+    raise
+  if old is not None:
+    shutil.rmtree(old, ignore_errors=True)
+  return path

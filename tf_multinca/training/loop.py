@@ -1,0 +1,514 @@
+"""The one training loop: adversaries of a Multiple NCA (the paper) and single NCAs (Distill).
+
+`Trainer(config, workdir).run()` builds everything from a `TrainConfig`, resumes from the last
+checkpoint in `workdir` if there is one, trains with a custom loop (one `tf.function` per train
+step, everything on the device), logs to TensorBoard, checkpoints, and at the end evaluates on
+fresh seeds and exports. Workdir layout::
+
+    config.json          the config (a resumed run must match it, see base.RESUMABLE_CHANGES)
+    checkpoints/         tf.train.CheckpointManager: trainee, optimizer, pool, step, RNG
+    tensorboard/         scalars, image strips, hparams
+    metrics.json         the final evaluation (written atomically)
+    export/              saved_model/, <trainee>.weights.h5 (and nca: model.json, WebGL)
+"""
+
+import dataclasses
+import json
+import math
+import pathlib
+import time
+
+import numpy as np
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
+
+from tf_multinca import conventions as conv_lib
+from tf_multinca import injection as inj
+from tf_multinca import layout
+from tf_multinca import metrics
+from tf_multinca import model as model_lib
+from tf_multinca import multi
+from tf_multinca import render
+from tf_multinca.configs import base as config_lib
+from tf_multinca.training import evaluate
+from tf_multinca.training import export
+from tf_multinca.training import io
+from tf_multinca.training import pool as pool_lib
+from tf_multinca.training import registry
+from tf_multinca.training import schedules
+
+keras = tf.keras
+
+# The l3 distance at a copied initialisation is 0, where sqrt has no gradient; a tiny offset
+# inside keeps it finite (0 there) without changing the value measurably.
+_SQRT_EPS = 1e-12
+_GRAD_EPS = 1e-8
+
+
+class TrainingError(RuntimeError):
+  """A run that cannot start or go on (bad workdir, a diverged loss)."""
+
+
+class DivergedError(TrainingError):
+  """The loss or a gradient became NaN or infinite; the last good checkpoint is kept."""
+
+
+def grid_side(config):
+  conv = conv_lib.get_convention(config.convention)
+  return config.grid_size or conv.grid_size
+
+
+def make_target(spec, convention, grid):
+  """A target `[grid, grid, 4]` float32: the image resized and padded as the convention does.
+
+  For a grid other than the convention's, the image side and the padding scale with it.
+  """
+  from tf_multinca import targets  # pylint: disable=g-import-not-at-top
+  conv = conv_lib.get_convention(convention)
+  if grid == conv.grid_size:
+    t = targets.load_target(spec, conv)
+  else:
+    pad = int(round(grid * conv.target_pad / conv.grid_size))
+    t = targets.load_target(spec, conv, size=grid - 2 * pad)
+  t = np.asarray(t, np.float32)
+  h, w = t.shape[:2]
+  out = np.zeros([grid, grid, 4], np.float32)
+  top, left = (grid - h) // 2, (grid - w) // 2
+  out[top:top + h, left:left + w] = t
+  return out
+
+
+def self_target(original, steps, grid, fire_rate, seeds=8, seed=0):
+  """The organism's own mean `[RGB, alpha]` after `steps` steps (for unpublished targets)."""
+  net = multi.MultiNCA([original])
+  rng = tf.random.Generator.from_seed(seed)
+  x = net.seed(seeds, grid)
+  step = tf.function(lambda s: net(s, fire_rate=fire_rate, rng=rng))
+  for _ in range(steps):
+    x = step(x)
+  return np.clip(metrics.rgba_view(x).numpy().mean(0), 0.0, 1.0).astype(np.float32)
+
+
+class Trainer:
+  """Trains what `config` describes in `workdir`; `run()` does everything and resumes."""
+
+  def __init__(self, config, workdir, log=print):
+    config_lib.validate(config)
+    self.config = c = config
+    self.workdir = pathlib.Path(workdir)
+    self.log = log
+    self._check_workdir()
+    self.convention = conv_lib.get_convention(c.convention)
+    self.grid = grid_side(c)
+    self.is_adversary = c.kind == 'adversary'
+    if self.is_adversary:
+      self.original = registry.resolve(c.original, self.convention.name)
+      self.trainee = model_lib.CAModel(convention=self.convention, fire_rate=c.fire_rate,
+                                       name='adversary')
+      if c.adversary_init == 'copy':
+        self.trainee.set_rule_weights(self.original.get_rule_weights(), source=c.original)
+      self.net = multi.MultiNCA([self.original, self.trainee])
+      self.channels = layout.multi_channels(2)
+      self.injection = inj.parse_injection(c.injection)
+      # The original alone grows fresh samples (the adversary has no cells before injection).
+      self.grower = multi.MultiNCA([self.original])
+      self.w_orig = tf.concat([tf.reshape(v, [-1]) for v in _rule_vars(self.original)], 0)
+    else:
+      self.original = None
+      self.trainee = model_lib.CAModel(convention=self.convention, fire_rate=c.fire_rate,
+                                       name='nca')
+      self.net = self.trainee
+      self.channels = layout.CHANNEL_N
+    if c.target.startswith('self:'):
+      self.target_np = self_target(self.original, int(c.target[5:]), self.grid, c.fire_rate)
+    else:
+      self.target_np = make_target(c.target, self.convention, self.grid)
+    self.target = tf.constant(self.target_np)
+    # Cells outside the target's shape (for the optional overgrowth penalty).
+    self.outside = tf.constant((self.target_np[..., 3] <= 0.0).astype(np.float32))
+    self.rng = tf.random.Generator.from_seed(c.seed)
+    self.optimizer = keras.optimizers.Adam(schedules.learning_rate(c))
+    self.optimizer.build(_rule_vars(self.trainee))
+    self.pool = (pool_lib.SamplePool(c.pool_size, [self.grid, self.grid, self.channels])
+                 if c.pool_size else None)
+    self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+    items = dict(step=self.step, trainee=self.trainee, optimizer=self.optimizer, rng=self.rng)
+    if self.pool is not None:
+      items['pool'] = self.pool
+    self.checkpoint = tf.train.Checkpoint(**items)
+    self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.workdir / 'checkpoints'),
+                                              max_to_keep=c.keep_checkpoints)
+    self._train_step = tf.function(self._train_step_impl)
+    self._fresh_fn = tf.function(self._fresh)
+
+  # ------------------------------------------------------------------------------------------
+  # Setup.
+
+  def _check_workdir(self):
+    """Refuses a workdir whose config.json disagrees with this config (before touching it)."""
+    path = self.workdir / 'config.json'
+    if self.workdir.exists() and not self.workdir.is_dir():
+      raise TrainingError(f'--workdir {self.workdir} exists and is not a directory')
+    if not path.exists():
+      return
+    try:
+      old = json.loads(path.read_text(encoding='utf-8'))
+    except ValueError as e:
+      raise TrainingError(f'{path} is not valid JSON ({e}); use another --workdir') from None
+    new = json.loads(json.dumps(self.config.to_dict()))
+    diff = sorted(k for k in set(old) | set(new)
+                  if k not in config_lib.RESUMABLE_CHANGES and old.get(k) != new.get(k))
+    if diff:
+      raise TrainingError(
+          f'{self.workdir} holds a run with a different config (fields: {", ".join(diff)}); '
+          'resume it with the same config, or pass a new --workdir')
+
+  # ------------------------------------------------------------------------------------------
+  # Fresh samples, rollouts and the train step (device only).
+
+  def _fresh(self, n):
+    """`n` fresh samples `[n, H, W, C]`: a seed (nca) or a grown, injected organism."""
+    if not self.is_adversary:
+      return self.trainee.seed(n, self.grid)
+    c = self.config
+    x = self.grower.seed(n, self.grid)
+    grow = self.rng.uniform([], c.inject_min, c.inject_max + 1, tf.int32)
+    for _ in tf.range(grow):
+      x = self.grower(x, fire_rate=c.fire_rate, rng=self.rng)
+    x = tf.concat([x, tf.zeros_like(x[..., :1])], -1)
+    mask = inj.injection_mask(x, self.injection, self.convention.padding, self.rng)
+    return inj.inject(x, mask)
+
+  def _flat_trainee(self):
+    return tf.concat([tf.reshape(v, [-1]) for v in _rule_vars(self.trainee)], 0)
+
+  def _weight_distance(self):
+    """d(w_adv, w_orig) = sqrt(mean((w_adv - w_orig)^2)), differentiable at 0."""
+    return tf.sqrt(tf.reduce_mean(tf.square(self._flat_trainee() - self.w_orig)) + _SQRT_EPS)
+
+  def _batch(self):
+    """(indices or None, states, ages) of the next batch, replacements and damage applied."""
+    c = self.config
+    b = c.batch_size
+    if self.pool is None:
+      return None, self._fresh(b), tf.zeros([b], tf.int32)
+    idx = self.pool.sample(b, self.rng)
+    x, ages, losses = self.pool.gather(idx)
+    score = losses
+    if self.is_adversary:
+      # Samples past max_age go first: the pool keeps revisiting the takeover itself.
+      score = tf.where(ages > c.max_age, tf.fill([b], np.float32(np.inf)), losses)
+    order = tf.argsort(score, direction='DESCENDING')
+    idx, x, ages = tf.gather(idx, order), tf.gather(x, order), tf.gather(ages, order)
+    r = c.replace_worst
+    if r:
+      x = tf.concat([self._fresh(r), x[r:]], 0)
+      ages = tf.concat([tf.zeros([r], tf.int32), ages[r:]], 0)
+    if c.damage_n:
+      keep = pool_lib.circle_damage(tf.shape(x[-c.damage_n:]), self.rng)
+      x = tf.concat([x[:-c.damage_n], x[-c.damage_n:] * keep], 0)
+    return idx, x, ages
+
+  def _rollout(self, x, steps):
+    """Rolls `x` out `steps` steps; returns (final state, per-step `[T, B]` L_target, N_old)."""
+    c = self.config
+    lt = tf.TensorArray(tf.float32, size=steps)
+    lo = tf.TensorArray(tf.float32, size=steps)
+    for i in tf.range(steps):
+      x = self.net(x, fire_rate=c.fire_rate, rng=self.rng)
+      if self.is_adversary:
+        lt = lt.write(i, metrics.target_loss(x, self.target))
+        old = c.l2 * metrics.old_cells(x)
+        if c.l_outside:
+          alpha = tf.nn.relu(tf.reduce_sum(x[..., layout.MULTI_ALPHA0:], -1))
+          old += c.l_outside * tf.reduce_sum(alpha * self.outside, [1, 2])
+        lo = lo.write(i, old)
+    if self.is_adversary:
+      return x, lt.stack(), lo.stack()
+    return x, None, None
+
+  def _train_step_impl(self):
+    c = self.config
+    idx, x0, ages = self._batch()
+    steps = self.rng.uniform([], c.rollout_min, c.rollout_max + 1, tf.int32)
+    variables = _rule_vars(self.trainee)  # the adversary only: the original stays frozen
+    zero = tf.constant(0.0)
+    with tf.GradientTape() as tape:
+      x, lt, lo = self._rollout(x0, steps)
+      if self.is_adversary:
+        n = ages[None, :] + tf.range(1, steps + 1)[:, None]  # [T, B] age after each step
+        w1 = schedules.normalised_weights(n, c.l1_schedule, c.l1_start, c.l1_end, c.l1_width)
+        w2 = schedules.normalised_weights(n, c.l2_schedule, c.l2_start, c.l2_end, c.l2_width)
+        part_target = c.l1 * tf.reduce_sum(w1 * lt, 0)  # [B]
+        part_old = tf.reduce_sum(w2 * lo, 0)  # l2 N_old (+ l_outside overgrowth)
+        per_sample = part_target + part_old
+      else:
+        part_target = tf.reduce_mean(tf.square(x[..., :4] - self.target), [1, 2, 3])
+        part_old = tf.zeros_like(part_target)
+        per_sample = part_target
+      if c.outlier_factor:
+        keep = tf.stop_gradient(tf.cast(
+            per_sample <= c.outlier_factor * tf.reduce_mean(per_sample), tf.float32))
+      else:
+        keep = tf.ones_like(per_sample)
+      loss = tf.reduce_sum(keep * per_sample) / tf.maximum(tf.reduce_sum(keep), 1.0)
+      part_l3 = zero
+      if self.is_adversary and c.l3:
+        part_l3 = c.l3 * self._weight_distance()
+        loss += part_l3
+      # Test hook: a NaN at a chosen step, to exercise the divergence path.
+      loss = tf.where(tf.equal(self.step, c.debug_nan_step), np.float32(np.nan), loss)
+    grads = tape.gradient(loss, variables)
+    grad_norm = tf.linalg.global_norm(grads)
+    ok = tf.logical_and(tf.math.is_finite(loss), tf.math.is_finite(grad_norm))
+    if c.grad_norm:
+      grads = [g / (tf.norm(g) + _GRAD_EPS) for g in grads]
+    lr = self.optimizer.learning_rate
+    if ok:
+      self.optimizer.apply_gradients(zip(grads, variables))
+      if self.pool is not None:
+        self.pool.commit(idx, x, ages + steps, per_sample)
+      self.step.assign_add(1)
+    out = {
+        'loss': loss, 'loss/target': tf.reduce_mean(part_target),
+        'loss/old': tf.reduce_mean(part_old), 'loss/l3': part_l3,
+        'loss/max_sample': tf.reduce_max(per_sample),
+        'outliers_dropped': tf.reduce_sum(1.0 - keep),
+        'grad_norm': grad_norm, 'ok': ok, 'rollout_steps': steps,
+        'lr': lr if isinstance(lr, tf.Tensor) else tf.convert_to_tensor(lr),
+        'mean_age': tf.reduce_mean(tf.cast(ages + steps, tf.float32)),
+    }
+    if self.is_adversary:
+      out['original_fraction'] = tf.reduce_mean(metrics.original_fraction(x))
+      out['alive'] = tf.reduce_mean(metrics.alive_cells(x))
+      w = self._flat_trainee()
+      out['weight_distance'] = tf.sqrt(tf.reduce_mean(tf.square(w - self.w_orig)))
+      out['cosine_similarity'] = tf.reduce_sum(w * self.w_orig) / (
+          tf.norm(w) * tf.norm(self.w_orig) + 1e-12)
+    else:
+      out['alive'] = tf.reduce_mean(tf.reduce_sum(
+          tf.cast(x[..., layout.ALPHA] > 0.1, tf.float32), [1, 2]))
+    out['x'] = x
+    return out
+
+  # ------------------------------------------------------------------------------------------
+  # The run.
+
+  def _fill_pool(self):
+    chunk = max(1, min(16, self.pool.size))
+    for start in range(0, self.pool.size, chunk):
+      n = min(chunk, self.pool.size - start)
+      self.pool.fill(self._fresh_fn(n), start)
+
+  def restore_or_init(self):
+    """Restores the latest checkpoint; otherwise fills the pool. Returns the restored path."""
+    latest = self.manager.latest_checkpoint
+    if latest:
+      self.checkpoint.restore(latest).assert_existing_objects_matched()
+      self.log(f'resumed from {latest} at step {int(self.step.numpy())}')
+      return latest
+    if self.pool is not None:
+      t = time.time()
+      self._fill_pool()
+      self.log(f'filled the pool with {self.pool.size} fresh samples in {time.time() - t:.1f}s')
+    return None
+
+  def run(self):
+    """Trains to `config.steps` (resuming), evaluates, exports; returns the metrics dict."""
+    c = self.config
+    self.workdir.mkdir(parents=True, exist_ok=True)
+    io.write_json(self.workdir / 'config.json', c.to_dict())
+    self.restore_or_init()
+    writer = tf.summary.create_file_writer(str(self.workdir / 'tensorboard'))
+    with writer.as_default():
+      hp.hparams(_hparams(c), trial_id=c.name or 'run')
+    start_step = int(self.step.numpy())
+    t0 = time.time()
+    recent = []
+    last_ckpt = start_step
+    stopped_early = False
+    out = None
+    while int(self.step.numpy()) < c.steps:
+      step_before = int(self.step.numpy())
+      out = self._train_step()
+      loss = float(out['loss'].numpy())
+      if not bool(out['ok'].numpy()):
+        kept = self.manager.latest_checkpoint or 'none (no checkpoint yet)'
+        raise DivergedError(
+            f'the loss became {loss} (gradient norm {float(out["grad_norm"].numpy())}) at '
+            f'step {step_before}; training stopped without applying it. The last good '
+            f'checkpoint is {kept}. Lower the learning rate (--set=lr=... and lr_values=...) '
+            'or enable gradient normalisation (--set=grad_norm=true), then resume in the '
+            'same --workdir.')
+      step = step_before + 1
+      recent.append(loss)
+      if step % c.summary_every == 0 or step == c.steps:
+        with writer.as_default():
+          for k, v in out.items():
+            if k not in ('x', 'ok'):
+              tf.summary.scalar(k, v, step=step)
+      if step % c.image_every == 0 or step == c.steps:
+        with writer.as_default():
+          tf.summary.image('pool' if self.pool is not None else 'batch',
+                           self._strip(self.pool.states[:8] if self.pool is not None
+                                       else out['x'])[None], step=step)
+      if step % c.log_every == 0 or step == c.steps:
+        done = step - start_step
+        rate = (time.time() - t0) / max(done, 1)
+        mean = float(np.mean(recent))
+        parts = f'loss {mean:.5f} (target {float(out["loss/target"]):.5f}'
+        if self.is_adversary:
+          parts += (f', old {float(out["loss/old"]):.4f}, orig. fraction '
+                    f'{float(out["original_fraction"]):.3f}')
+        parts += ')'
+        self.log(f'step {step}/{c.steps}: {parts}, {rate:.2f} s/step, ETA '
+                 f'{_hms(rate * (c.steps - step))}')
+        if c.stop_loss and mean < c.stop_loss:
+          self.log(f'mean loss {mean:.5f} < stop_loss {c.stop_loss}: stopping at step {step}')
+          stopped_early = True
+        recent = []
+      if step % c.checkpoint_every == 0 or step == c.steps or stopped_early:
+        self.manager.save(checkpoint_number=step)
+        last_ckpt = step
+      if stopped_early:
+        break
+    if last_ckpt != int(self.step.numpy()):
+      self.manager.save(checkpoint_number=int(self.step.numpy()))
+    wall = time.time() - t0
+    result = self.finish(writer, wall_s=wall, steps_this_session=int(self.step.numpy()) -
+                         start_step, stopped_early=stopped_early)
+    writer.flush()
+    writer.close()
+    return result
+
+  def _strip(self, states):
+    """Organisms above, cell masks below (adversary), as one float image `[h, w, 3]`."""
+    states = states.numpy() if hasattr(states, 'numpy') else np.asarray(states)
+    rows = [render.state_to_rgb(states, self.convention)]
+    if self.is_adversary:
+      rows.append(render.cell_mask_rgb(states))
+    images = np.concatenate(rows, 0)
+    return render.tile(render.zoom(images, 2), cols=len(states), pad=2).astype(np.float32)
+
+  # ------------------------------------------------------------------------------------------
+  # Evaluation and export.
+
+  def evaluate(self):
+    """(metrics, strip image) of the final evaluation on fresh seeds."""
+    c = self.config
+    if self.is_adversary:
+      m, states, steps = evaluate.evaluate_adversary(
+          self.original, self.trainee, self.injection, self.target_np, self.grid,
+          inject_at=c.inject_min, steps=c.eval_steps, seeds=c.eval_seeds, seed=c.eval_seed,
+          fire_rate=c.fire_rate)
+      m['weight_distance'] = float(metrics.weight_distance(self.trainee, self.original))
+      m['cosine_similarity'] = float(metrics.cosine_similarity(self.trainee, self.original))
+    else:
+      m, states, steps = evaluate.evaluate_nca(
+          self.trainee, self.target, self.grid, steps=c.eval_steps, seeds=c.eval_seeds,
+          seed=c.eval_seed, fire_rate=c.fire_rate)
+    strip = render.evolution_strip(states, self.convention, zoom_factor=2,
+                                   with_mask=self.is_adversary)
+    return m, strip, steps
+
+  def compare(self):
+    """The published adversary `config.compare_with` under the same evaluation, or None."""
+    c = self.config
+    if not (self.is_adversary and c.compare_with):
+      return None
+    from tf_multinca import pretrained  # pylint: disable=g-import-not-at-top
+    adversary = pretrained.load(c.compare_with, self.convention.name)
+    m, _, _ = evaluate.evaluate_adversary(
+        self.original, adversary, self.injection, self.target_np, self.grid,
+        inject_at=c.inject_min, steps=c.eval_steps, seeds=c.eval_seeds, seed=c.eval_seed,
+        fire_rate=c.fire_rate)
+    m['weight_distance'] = float(metrics.weight_distance(adversary, self.original))
+    m['cosine_similarity'] = float(metrics.cosine_similarity(adversary, self.original))
+    m['name'] = c.compare_with
+    return m
+
+  def export(self):
+    """Writes export/: the SavedModel, the trainee's .weights.h5 (and WebGL JSON). Returns
+    {format: path}."""
+    c = self.config
+    d = self.workdir / 'export'
+    info = {'config': c.name, 'kind': c.kind, 'original': c.original, 'target': c.target,
+            'injection': c.injection if self.is_adversary else None,
+            'step': int(self.step.numpy())}
+    rules = [self.original, self.trainee] if self.is_adversary else [self.trainee]
+    paths = {'saved_model': export.save_saved_model(rules, d / 'saved_model', info)}
+    name = 'adversary' if self.is_adversary else 'model'
+    paths['weights_h5'] = export.save_weights_h5(self.trainee, d / f'{name}.weights.h5')
+    if not self.is_adversary:
+      paths['webgl_json'] = export.save_webgl_json(self.trainee, d / f'{name}.webgl.json')
+    return {k: str(v) for k, v in paths.items()}
+
+  def finish(self, writer, wall_s=0.0, steps_this_session=0, stopped_early=False):
+    """Evaluates, compares, exports, registers and writes metrics.json."""
+    c = self.config
+    t = time.time()
+    m, strip, _ = self.evaluate()
+    step = int(self.step.numpy())
+    with writer.as_default():
+      tf.summary.image('eval/strip', strip[None].astype(np.float32), step=step)
+      for k, v in m.items():
+        if isinstance(v, (int, float)):
+          tf.summary.scalar(f'eval/{k}', v, step=step)
+    reference = self.compare()
+    paths = self.export()
+    doc = {'config': c.name, 'kind': c.kind, 'steps': step, 'stopped_early': stopped_early,
+           'wall_s_this_session': wall_s, 'steps_this_session': steps_this_session,
+           's_per_step': wall_s / max(steps_this_session, 1), 'eval': m,
+           'reference': reference, 'export': paths, 'eval_wall_s': time.time() - t}
+    if c.register:
+      doc['registered'] = self.register(c.register, paths['weights_h5'])
+    io.write_json(self.workdir / 'metrics.json', doc)
+    line = ', '.join(f'{k} {v:.4f}' for k, v in m.items()
+                     if isinstance(v, float) and not k.endswith('_std'))
+    self.log(f'final evaluation ({c.eval_seeds} seeds): {line}')
+    if reference is not None:
+      self.log('published ' + c.compare_with + ': ' + ', '.join(
+          f'{k} {v:.4f}' for k, v in reference.items()
+          if isinstance(v, float) and not k.endswith('_std')))
+    return doc
+
+  def register(self, name, weights):
+    """Registers the trained NCA in <workdir>/registered.json (and $TF_MULTINCA_LOCAL_MANIFEST)."""
+    c = self.config
+    manifests = [self.workdir / registry.WORKDIR_MANIFEST] + registry.default_manifests()
+    for m in manifests:
+      registry.register(name, weights, convention=self.convention.name,
+                        role='persistent' if c.pool_size and not c.damage_n else
+                        ('regenerating' if c.damage_n else 'growing'),
+                        target=c.target, manifest=m, config=c.name,
+                        workdir=str(self.workdir.resolve()))
+    self.log(f'registered {name} in {", ".join(str(m) for m in manifests)}')
+    return [str(m) for m in manifests]
+
+
+def _rule_vars(ca):
+  """A CAModel's rule variables in `model.WEIGHT_NAMES` order."""
+  return [ca.conv1.kernel, ca.conv1.bias, ca.conv2.kernel, ca.conv2.bias]
+
+
+def _hparams(c):
+  out = {}
+  for f in dataclasses.fields(c):
+    v = getattr(c, f.name)
+    if isinstance(v, (bool, int, float, str)):
+      out[f.name] = v
+    else:
+      out[f.name] = ','.join(str(x) for x in v)
+  return out
+
+
+def _hms(seconds):
+  if not math.isfinite(seconds):
+    return '?'
+  seconds = int(seconds)
+  return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
+
+
+def train(config, workdir, log=print):
+  """Trains (or resumes) `config` in `workdir`; returns the final metrics dict."""
+  return Trainer(config, workdir, log=log).run()

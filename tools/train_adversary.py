@@ -1,0 +1,26 @@
+r"""Train an adversary of the paper (Adversarial Takeover of NCA): the frozen original is rule 0.
+
+    python -m tools.train_adversary --workdir=runs/lizard_red            # the main job
+    python -m tools.train_adversary --config=lizard_no_tail --workdir=runs/no_tail
+    python -m tools.train_adversary --config=lizard_red --set=steps=800 --set=lr=1e-3 \
+        --workdir=runs/lizard_red_long
+    python -m tools.train_adversary --list_configs
+
+A run resumes from the last checkpoint in --workdir. Exit status: 0 done, 2 bad input,
+3 the loss diverged (the last good checkpoint is kept). The work is in tf_multinca.training.
+"""
+
+from absl import app
+
+from tf_multinca import configs
+from tf_multinca.training import cli
+
+_DIRECT = cli.define_flags('adversary', configs.DEFAULT_ADVERSARY)
+
+
+def main(argv):
+  return cli.main('adversary', _DIRECT, argv)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,26 @@
+r"""Train a single NCA as Distill's Growing NCA does: growing, persistent or regenerating.
+
+    python -m tools.train_nca --config=nca_persistent --workdir=runs/nca_lizard
+    python -m tools.train_nca --config=nca_growing --target=🦋 --workdir=runs/nca_butterfly
+    python -m tools.train_nca --config=nca_paper_persistent --register=local/lizard_persist \
+        --workdir=runs/nca_paper_lizard     # then usable as an --original of train_adversary
+    python -m tools.train_nca --list_configs
+
+A run resumes from the last checkpoint in --workdir. Exit status: 0 done, 2 bad input,
+3 the loss diverged. The work is in tf_multinca.training.
+"""
+
+from absl import app
+
+from tf_multinca import configs
+from tf_multinca.training import cli
+
+_DIRECT = cli.define_flags('nca', configs.DEFAULT_NCA)
+
+
+def main(argv):
+  return cli.main('nca', _DIRECT, argv)
+
+
+if __name__ == '__main__':
+  app.run(main)
