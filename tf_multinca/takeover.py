@@ -276,9 +276,9 @@ PAIRINGS = {
 
 
 def _load_model(name_or_path, convention=None):
-  """A manifest name, a locally registered name, or a weight path -> `CAModel`."""
-  from tf_multinca import pretrained  # pylint: disable=g-import-not-at-top
-  return pretrained.load(name_or_path, convention)
+  """A locally registered name, a manifest name, or a weight path -> `CAModel`."""
+  from tf_multinca.training import registry  # pylint: disable=g-import-not-at-top
+  return registry.resolve(name_or_path, convention)
 
 
 def _target(spec, convention):
@@ -333,10 +333,8 @@ def resolve(pairing=None, original=None, adversary=None, injection=None, target=
     orig_model = _load_model(original, convention)
     adv_model = None if adversary is None else _load_model(adversary, convention)
     if target is None:
-      try:
-        target = pretrained.get(original).target
-      except (KeyError, ValueError):
-        target = None
+      from tf_multinca.training import registry  # pylint: disable=g-import-not-at-top
+      target = registry.describe(original).get('target') or None
     names = {'original': str(original), 'adversary': None if control else adversary}
   if control:
     adv_model, injection = None, None
