@@ -3,14 +3,11 @@
 Images are NumPy arrays: float RGB in [0, 1] `[..., H, W, 3]` or uint8.
 """
 
-import os
-import pathlib
-import tempfile
-
 import numpy as np
 from PIL import Image
 
 from tf_multinca import conventions as conv_lib
+from tf_multinca import fileio
 from tf_multinca import layout
 
 ORIGINAL_COLOUR = np.array([1.0, 0.55, 0.0], np.float32)   # orange
@@ -97,25 +94,10 @@ def to_uint8(img):
   return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _atomic_save(path, save):
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name, suffix=path.suffix)
-  os.close(fd)
-  try:
-    save(tmp)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return path
-
-
 def save_png(img, path):
   """Writes `[H, W, 3]` (float [0, 1] or uint8) as a PNG; returns the path."""
   im = Image.fromarray(to_uint8(img))
-  return _atomic_save(path, lambda p: im.save(p, format='PNG'))
+  return fileio.write_file(path, lambda p: im.save(p, format='PNG'), suffix='.png')
 
 
 def save_gif(frames, path, duration_ms=40, loop=0):
@@ -123,9 +105,9 @@ def save_gif(frames, path, duration_ms=40, loop=0):
   frames = [Image.fromarray(to_uint8(f)) for f in frames]
   if not frames:
     raise ValueError('save_gif needs at least one frame')
-  return _atomic_save(path, lambda p: frames[0].save(
+  return fileio.write_file(path, lambda p: frames[0].save(
       p, format='GIF', save_all=True, append_images=frames[1:], duration=duration_ms,
-      loop=loop, optimize=False))
+      loop=loop, optimize=False), suffix='.gif')
 
 
 def evolution_strip(states, convention='paper', zoom_factor=4, with_mask=True, pad=2):

@@ -6,14 +6,14 @@ per seed) and returns per-step metrics and recorded states; `write_outputs` writ
 
 import csv
 import dataclasses
+import io
 import json
-import os
 import pathlib
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 
+from tf_multinca import fileio
 from tf_multinca import injection as inj
 from tf_multinca import layout
 from tf_multinca import metrics
@@ -191,19 +191,6 @@ def summary(result, steps=(100, 200, 560)):
   return {int(s): result.at(s) for s in steps if s <= result.steps[-1]}
 
 
-def _atomic_write_text(path, text):
-  path = pathlib.Path(path)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name)
-  try:
-    with os.fdopen(fd, 'w') as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
 def write_outputs(result, workdir, name='takeover', info=None, tensorboard=True,
                   report_steps=(100, 200, 560)):
   """Writes metrics JSON and CSV, TensorBoard scalars and images, the strip PNG and a GIF.
@@ -226,7 +213,7 @@ def write_outputs(result, workdir, name='takeover', info=None, tensorboard=True,
   }
   paths = {'json': workdir / f'{name}_metrics.json', 'csv': workdir / f'{name}_metrics.csv',
            'strip': workdir / f'{name}_strip.png', 'gif': workdir / f'{name}.gif'}
-  _atomic_write_text(paths['json'], json.dumps(doc, indent=1))
+  fileio.write_text(paths['json'], json.dumps(doc, indent=1))
   names = [k for k in METRIC_NAMES if not np.isnan(result.metrics[k]).all()]
   lines = [['step'] + [f'{k}_{s}' for k in names for s in ('mean', 'std')]]
   for i, t in enumerate(result.steps):
@@ -234,10 +221,9 @@ def write_outputs(result, workdir, name='takeover', info=None, tensorboard=True,
     for k in names:
       row += [float(np.mean(result.metrics[k][i])), float(np.std(result.metrics[k][i]))]
     lines.append(row)
-  fd, tmp = tempfile.mkstemp(dir=workdir, prefix='.csv')
-  with os.fdopen(fd, 'w', newline='') as f:
-    csv.writer(f).writerows(lines)
-  os.replace(tmp, paths['csv'])
+  buf = io.StringIO()
+  csv.writer(buf, lineterminator='\n').writerows(lines)
+  fileio.write_text(paths['csv'], buf.getvalue())
 
   strip = render.evolution_strip(result.states[:, 0], result.convention)
   render.save_png(strip, paths['strip'])
@@ -397,7 +383,7 @@ def report(workdir, pairings=None, seeds=8, seed=0, steps_before=60, steps_after
     mse_text = '-' if mse[0] != mse[0] else f'{mse[0]:.4f} ± {mse[1]:.4f}'
     lines.append(f'| {name} | ' + ' | '.join(cells) +
                  f' | {alive[0]:.0f} ± {alive[1]:.0f} | {mse_text} |')
-  _atomic_write_text(workdir / 'report.md', '\n'.join(lines) + '\n')
-  _atomic_write_text(workdir / 'report.json', json.dumps(
+  fileio.write_text(workdir / 'report.md', '\n'.join(lines) + '\n')
+  fileio.write_text(workdir / 'report.json', json.dumps(
       {n: {str(t): v for t, v in d.items()} for n, d in rows.items()}, indent=1))
   return rows

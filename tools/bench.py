@@ -39,7 +39,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from tf_multinca import bench  # pylint: disable=g-import-not-at-top
-  from tf_multinca.training import io  # pylint: disable=g-import-not-at-top
+  from tf_multinca import fileio as io  # pylint: disable=g-import-not-at-top
   try:
     ints = lambda xs: [int(v) for v in xs] if xs else None
     kwargs = {'impl': FLAGS.impl} if FLAGS.impl else {}

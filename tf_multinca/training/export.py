@@ -14,7 +14,7 @@ from tf_multinca import layout
 from tf_multinca import model as model_lib
 from tf_multinca import multi
 from tf_multinca.pretrained import formats
-from tf_multinca.training import io
+from tf_multinca import fileio as io
 
 
 class ExportModule(tf.Module):

@@ -32,7 +32,7 @@ from tf_multinca import render
 from tf_multinca.configs import base as config_lib
 from tf_multinca.training import evaluate
 from tf_multinca.training import export
-from tf_multinca.training import io
+from tf_multinca import fileio as io
 from tf_multinca.training import pool as pool_lib
 from tf_multinca.training import registry
 from tf_multinca.training import schedules

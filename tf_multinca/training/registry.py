@@ -12,7 +12,7 @@ import os
 import pathlib
 import re
 
-from tf_multinca.training import io
+from tf_multinca import fileio as io
 
 LOCAL_MANIFEST_ENV = 'TF_MULTINCA_LOCAL_MANIFEST'
 WORKDIR_MANIFEST = 'registered.json'

@@ -15,7 +15,7 @@ from PIL import ImageDraw
 
 from tf_multinca import configs
 from tf_multinca.configs import adversary as adversary_configs
-from tf_multinca.training import io
+from tf_multinca import fileio as io
 from tf_multinca.training import loop
 
 DEFAULT_RATES = (0.5, 0.25, 0.1, 0.05)

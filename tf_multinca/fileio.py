@@ -1,4 +1,4 @@
-"""Atomic writes of workdir files: a crash or a bad input never leaves a half-written file."""
+"""Atomic file writes: a crash or a bad input never leaves a half-written file."""
 
 import json
 import os
