@@ -38,6 +38,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from tf_multinca import fileio
 from tf_multinca import injection as inj
 from tf_multinca import layout
 from tf_multinca import model as model_lib
@@ -484,7 +485,7 @@ def export(model, out_dir, formats=('saved_model', 'tfjs'), name=None, info=None
       formats_lib.write_webgl_json(r.get_rule_weights(), path)
       paths[f'webgl/{i}'] = path
 
-  _write_json(out_dir / 'meta.json', meta)
+  fileio.write_json(out_dir / 'meta.json', meta)
   paths['meta'] = out_dir / 'meta.json'
   return paths
 
@@ -495,12 +496,6 @@ def _replace(src, dst):
   if dst.exists():
     shutil.rmtree(dst)
   shutil.move(os.fspath(src), os.fspath(dst))
-
-
-def _write_json(path, doc):
-  tmp = pathlib.Path(f'{path}.tmp')
-  tmp.write_text(json.dumps(doc, indent=1), encoding='utf-8')
-  os.replace(tmp, path)
 
 
 def write_index(models_dir):
@@ -523,7 +518,7 @@ def write_index(models_dir):
                   'injection': meta.get('injection')})
   doc = {'models': items}
   models_dir.mkdir(parents=True, exist_ok=True)
-  _write_json(models_dir / 'index.json', doc)
+  fileio.write_json(models_dir / 'index.json', doc)
   return doc
 
 
