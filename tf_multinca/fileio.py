@@ -9,18 +9,7 @@ import tempfile
 
 def write_text(path, text):
   """Writes `text` to `path` through a temporary file in the same directory."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name + '.')
-  try:
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return path
+  return write_file(path, lambda tmp: pathlib.Path(tmp).write_text(text, encoding='utf-8'))
 
 
 def write_json(path, obj):

@@ -82,31 +82,24 @@ _REPROGRAMMING_NOTES = (
     'export, the float checkpoint is in Distill models.zip, not mirrored) on a target padded by '
     '{pad} cells. The target image is {image} from growing_ca_target_images.zip, byte-identical '
     'to {target}.')
+def _reprogramming(member, rate, pad, image):
+  """Manifest fields of one adversarial reprogramming checkpoint (Randazzo et al. 2021)."""
+  target = f'paper/images/{image}'
+  return dict(name=f'reprogramming/{member}', organism='lizard', role='adversary',
+              convention='distill', original='distill/ex3_lizard', injection=None, target=target,
+              notes=_REPROGRAMMING_NOTES.format(rate=rate, pad=pad, image=f'{image}.png',
+                                                target=target))
+
+
 ZIPS = {
     (SOS_REPO, 'adversarial_reprogramming_ca/assets/growing_ca_adversarial_models.zip'): {
         'name': 'reprogramming/adversarial_models_zip',
         'checkpoints': {
-            'red_model': dict(
-                name='reprogramming/red_model', organism='lizard', role='adversary',
-                convention='distill', original='distill/ex3_lizard', injection=None,
-                target='paper/images/lizard_red',
-                notes=_REPROGRAMMING_NOTES.format(
-                    rate='10%', pad='16', image='lizard_red.png',
-                    target='paper/images/lizard_red')),
-            'red_model_60perc': dict(
-                name='reprogramming/red_model_60perc', organism='lizard', role='adversary',
-                convention='distill', original='distill/ex3_lizard', injection=None,
-                target='paper/images/lizard_red',
-                notes=_REPROGRAMMING_NOTES.format(
-                    rate='60%', pad='16', image='lizard_red.png',
-                    target='paper/images/lizard_red')),
-            'no_tail_model': dict(
-                name='reprogramming/no_tail_model', organism='lizard', role='adversary',
-                convention='distill', original='distill/ex3_lizard', injection=None,
-                target='paper/images/lizard_no_tail',
-                notes=_REPROGRAMMING_NOTES.format(
-                    rate='10% (the notebook\'s recommendation)', pad='32',
-                    image='lizard_no_tail.png', target='paper/images/lizard_no_tail')),
+            'red_model': _reprogramming('red_model', '10%', '16', 'lizard_red'),
+            'red_model_60perc': _reprogramming('red_model_60perc', '60%', '16', 'lizard_red'),
+            'no_tail_model': _reprogramming('no_tail_model',
+                                            '10% (the notebook\'s recommendation)', '32',
+                                            'lizard_no_tail'),
         },
     },
     (SOS_REPO, 'adversarial_reprogramming_ca/assets/growing_ca_saved_perturbations.zip'): {
