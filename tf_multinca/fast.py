@@ -16,7 +16,8 @@ every cell and multiply most results by zero. Here:
   form, so the results agree to float rounding (about 1e-6 per step: the composed layer sums
   in another order). It needs `Where` (a dynamic shape), which neither XLA nor TF.js graph
   execution accept;
-* 'dense': every cell, every rule, on the shared perception: static shapes (XLA, TF.js).
+* 'dense': every cell, every rule, on the shared perception: static shapes (XLA). TF.js export uses
+  the readable step: the wasm backend rejects this form's fused matmul with a 2-D bias.
 
 Both are differentiable exactly where the readable step is (gather and scatter pass gradients).
 """
@@ -196,7 +197,7 @@ def sparse_multi_update(state, coef, rules, step_size, angle=0.0, padding='zeros
 
 
 def dense_multi_update(state, p, coef, rules, step_size):
-  """As `sparse_multi_update` on every row; static shapes only (XLA, TF.js).
+  """As `sparse_multi_update` on every row; static shapes only (XLA).
 
   The coefficients scale each rule's 15 + k outputs rather than its 128 hidden units: the
   cheapest place for them.

@@ -85,12 +85,9 @@ def reference_step(rules, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None)
     `[B, H, W, 15 + k]`.
   """
   k = len(rules)
-  rgb, hidden, alphas = split_multi(x, k)
-  masks = tf.cast(rule_masks(alphas, rules[0].convention.padding), tf.float32)
-  alive = tf.reduce_max(masks, -1, keepdims=True)
-  rgb, hidden, alphas = rgb * alive, hidden * alive, alphas * masks
-  view = tf.concat([rgb, tf.reduce_sum(alphas, -1, keepdims=True), hidden], -1)
-  weights = masks / (tf.reduce_sum(masks, -1, keepdims=True) + WEIGHT_EPS)
+  state, weights = masked_state(x, k, rules[0].convention.padding)
+  rgb, hidden, alphas = split_multi(state, k)
+  view = single_view(state, k)
   d_shared = tf.zeros_like(view)
   d_alphas = []
   for i, r in enumerate(rules):
@@ -127,7 +124,7 @@ def fast_step(rules, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, spar
     rules: k `CAModel`s sharing one grid edge.
     x: `[B, H, W, 15 + k]`.
     sparse: run each rule only where it applies and fires (needs `Where`); False for the dense
-      form with static shapes (XLA, TF.js).
+      form with static shapes (XLA).
     prologue: `coefficients` or a compiled copy of it.
 
   Returns:
@@ -169,10 +166,10 @@ class MultiNCA(keras.Model):
   draws its own fire mask with its own `fire_rate` unless `fire_rate` is given.
 
   `impl` picks the formulation, all equal in results: 'sparse' (default; each rule only on the
-  cells where it applies and fires), 'dense' (every cell, static shapes: for XLA and TF.js
-  export) or 'reference' (the readable `reference_step`). `xla_masks` compiles the elementwise
-  masking of the fast forms with XLA (about 2x faster for that part on CPU); False runs it
-  as plain TF ops (no XLA needed).
+  cells where it applies and fires), 'dense' (every cell, static shapes: for XLA) or
+  'reference' (the readable `reference_step`; TF.js export uses it, since the wasm backend
+  rejects the dense form's fused matmul). `xla_masks` compiles the elementwise masking of the
+  fast forms with XLA (about 2x faster for that part on CPU); False runs it as plain TF ops.
   """
 
   def __init__(self, rules, impl='sparse', xla_masks=True, **kwargs):
