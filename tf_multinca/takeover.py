@@ -131,7 +131,6 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
     grow = tf.function(lambda s: original(s, fire_rate=fire_rate, rng=rng))
     fixed_step = tf.function(lambda s, m: fixed(s, m, fire_rate=fire_rate, rng=rng))
     mask = tf.zeros_like(x[..., :1])
-    step = None
     view = lambda s: _to_multi_fixed(s, mask)  # noqa: E731  (reads the current mask)
 
   rows = {name: [] for name in METRIC_NAMES}
