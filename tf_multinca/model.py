@@ -100,8 +100,10 @@ def uniform_noise(shape, rng=None):
 class CAModel(keras.Model):
   """The Growing NCA: perceive, update rule, stochastic update, alive masking.
 
-  Call: `ca(x, fire_rate=None, angle=0.0, step_size=1.0)` on `[B, H, W, channel_n]` returns the
-  next state, exactly as the reference of `convention` does.
+  Call: `ca(x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None)` on
+  `[B, H, W, channel_n]` returns the next state, exactly as the reference of `convention` does.
+  The fire mask comes from `noise` (`[B, H, W, 1]` uniform numbers) when given, else from `rng`
+  (a `tf.random.Generator`), else from `tf.random.uniform`.
 
   `impl`: 'sparse' (default) runs the rule only on the cells whose update can reach the output
   (firing, and alive or next to an alive cell); 'reference' (or 'dense') is the readable
@@ -135,22 +137,27 @@ class CAModel(keras.Model):
     """The update `dx` `[B, H, W, C]` before the stochastic mask: rule(perceive(x)) * step_size."""
     return self.conv2(self.conv1(self.perceive(x, angle))) * step_size
 
-  def fire(self, x, fire_rate=None, rng=None):
-    """The `[B, H, W, 1]` float mask of cells that update this step."""
+  def fire(self, x, fire_rate=None, rng=None, noise=None):
+    """The `[B, H, W, 1]` float mask of cells that update this step.
+
+    `noise`: pre-drawn uniform [0, 1) numbers `[B, H, W, 1]` (else drawn from `rng`), so that a
+    batch split over replicas fires exactly as the whole batch would.
+    """
     if fire_rate is None:
       fire_rate = self.fire_rate
-    noise = uniform_noise(tf.shape(x[..., :1]), rng)
+    if noise is None:
+      noise = uniform_noise(tf.shape(x[..., :1]), rng)
     return perception.fire_mask(noise, fire_rate, self.convention.fire_inclusive)
 
   def alive(self, x):
     """`[B, H, W, 1]` bool alive mask under this model's edge convention."""
     return perception.alive_mask(x, self.padding)
 
-  def call(self, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None):
+  def call(self, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None):
     if self.impl != 'sparse':
-      return self.reference_call(x, fire_rate, angle, step_size, rng)
+      return self.reference_call(x, fire_rate, angle, step_size, rng, noise)
     pre_life = self.alive(x)
-    fire = self.fire(x, fire_rate, rng)
+    fire = self.fire(x, fire_rate, rng, noise)
     # A cell's update reaches the output only if it fires and is alive or borders an alive cell
     # (its new alpha enters that neighbour's post-update mask); elsewhere the step zeroes it.
     near = perception.maxpool3x3(tf.cast(pre_life, tf.float32), self.padding) > 0.0
@@ -159,10 +166,10 @@ class CAModel(keras.Model):
     life = tf.logical_and(pre_life, self.alive(x))
     return x * tf.cast(life, tf.float32)
 
-  def reference_call(self, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None):
+  def reference_call(self, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None):
     """The readable step (SPEC section 2) on every cell; `call` with `impl='reference'`."""
     pre_life = self.alive(x)
-    x = x + self.rule(x, angle, step_size) * self.fire(x, fire_rate, rng)
+    x = x + self.rule(x, angle, step_size) * self.fire(x, fire_rate, rng, noise)
     life = tf.logical_and(pre_life, self.alive(x))
     return x * tf.cast(life, tf.float32)
 

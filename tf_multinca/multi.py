@@ -72,7 +72,7 @@ def masked_state(x, k, padding):
   return x * keep, weights
 
 
-def reference_step(rules, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None):
+def reference_step(rules, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None):
   """The readable Multiple NCA step (SPEC section 3), every rule on every cell.
 
   This is the formulation the fast paths are tested against.
@@ -80,6 +80,7 @@ def reference_step(rules, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None)
   Args:
     rules: k `CAModel`s sharing one grid edge.
     x: `[B, H, W, 15 + k]`.
+    noise: None, or pre-drawn uniform numbers `[B, H, W, k]` (column i fires rule i).
 
   Returns:
     `[B, H, W, 15 + k]`.
@@ -91,12 +92,16 @@ def reference_step(rules, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None)
   d_shared = tf.zeros_like(view)
   d_alphas = []
   for i, r in enumerate(rules):
-    dx = r.rule(view, angle, step_size) * r.fire(view, fire_rate, rng)
+    dx = r.rule(view, angle, step_size) * r.fire(view, fire_rate, rng, _column(noise, i))
     w = weights[..., i:i + 1]
     d_shared += w * dx
     d_alphas.append(w * dx[..., layout.ALPHA:layout.ALPHA + 1])
   return tf.concat([rgb + d_shared[..., layout.RGB], hidden + d_shared[..., layout.HIDDEN],
                     alphas + tf.concat(d_alphas, -1)], -1)
+
+
+def _column(noise, i):
+  return None if noise is None else noise[..., i:i + 1]
 
 
 def coefficients(x, fires, k, padding):
@@ -114,7 +119,7 @@ def coefficients(x, fires, k, padding):
 
 
 def fast_step(rules, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, sparse=True,
-              prologue=coefficients):
+              prologue=coefficients, noise=None):
   """The Multiple NCA step in the fast form (see `fast`): equal to `reference_step`.
 
   Fire masks are drawn as in `reference_step` (one `[B, H, W, 1]` draw per rule, in rule order),
@@ -126,6 +131,7 @@ def fast_step(rules, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, spar
     sparse: run each rule only where it applies and fires (needs `Where`); False for the dense
       form with static shapes (XLA).
     prologue: `coefficients` or a compiled copy of it.
+    noise: None, or pre-drawn uniform numbers `[B, H, W, k]` (column i fires rule i).
 
   Returns:
     `[B, H, W, 15 + k]`.
@@ -134,7 +140,8 @@ def fast_step(rules, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, spar
   padding = rules[0].convention.padding
   # Drawn with the readable step's shape `[B, H, W, 1]`, so the same numbers.
   fire_like = x[..., :1]
-  fires = tf.concat([r.fire(fire_like, fire_rate, rng) for r in rules], -1)
+  fires = tf.concat([r.fire(fire_like, fire_rate, rng, _column(noise, i))
+                     for i, r in enumerate(rules)], -1)
   state, coef = prologue(x, fires, k, padding)
   # All rules see the same view: they perceive the masked state (their first layers absorb the
   # view's channel order and alpha sum, see `fast.multi_first_layer`).
@@ -162,8 +169,10 @@ def multi_seed(batch, size, k, convention='paper', rule=0):
 class MultiNCA(keras.Model):
   """k NCA rules on one grid (the paper's Multiple NCA).
 
-  Call: `multi(x, fire_rate=None, angle=0.0, step_size=1.0)` on `[B, H, W, 15 + k]`. Each rule
-  draws its own fire mask with its own `fire_rate` unless `fire_rate` is given.
+  Call: `multi(x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None)` on
+  `[B, H, W, 15 + k]`. Each rule draws its own fire mask with its own `fire_rate` unless
+  `fire_rate` is given; `noise` (`[B, H, W, k]` uniform numbers, column i for rule i) replaces
+  the draws, so a batch split over replicas fires as the whole batch would.
 
   `impl` picks the formulation, all equal in results: 'sparse' (default; each rule only on the
   cells where it applies and fires), 'dense' (every cell, static shapes: for XLA) or
@@ -208,11 +217,11 @@ class MultiNCA(keras.Model):
     """`[B, H, W, k]` bool rule masks of state `x`."""
     return rule_masks(split_multi(x, self.k)[2], self.convention.padding)
 
-  def call(self, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None):
+  def call(self, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None):
     if self.impl == 'reference':
-      return reference_step(self.rules, x, fire_rate, angle, step_size, rng)
+      return reference_step(self.rules, x, fire_rate, angle, step_size, rng, noise)
     return fast_step(self.rules, x, fire_rate, angle, step_size, rng,
-                     sparse=self.impl == 'sparse', prologue=self._prologue)
+                     sparse=self.impl == 'sparse', prologue=self._prologue, noise=noise)
 
   def seed(self, batch=1, size=None, rule=0):
     """The paper's seed in `rule`'s alpha (default: the original)."""

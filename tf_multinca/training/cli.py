@@ -10,6 +10,7 @@ from absl import flags
 from absl import logging
 
 from tf_multinca import configs
+from tf_multinca.training import distribute
 from tf_multinca.training import loop
 
 # Direct flags for the most common overrides: flag name -> config field.
@@ -33,6 +34,13 @@ def define_flags(kind, default_config):
                             '--set=lr=1e-3 --set=lr_values=1e-3,1e-4); see '
                             'tf_multinca/configs/base.py for every field')
   flags.DEFINE_bool('list_configs', False, 'print the config names and exit')
+  flags.DEFINE_enum('strategy', 'default', list(distribute.STRATEGIES),
+                    'tf.distribute strategy: default (one device) or mirrored (every GPU, or '
+                    'the logical CPU devices of --cpu_devices when there is no GPU); the batch '
+                    'is split over the replicas and the results match one device')
+  flags.DEFINE_integer('cpu_devices', 0, 'split the host CPU into this many logical devices '
+                       'first (0: no split); with --strategy=mirrored and no GPU, one replica '
+                       'each', lower_bound=0)
   direct = dict(COMMON_OVERRIDES)
   direct.update(ADVERSARY_OVERRIDES if kind == 'adversary' else NCA_OVERRIDES)
   for flag, field in direct.items():
@@ -90,11 +98,16 @@ def main(kind, direct, argv):
                          f'tools.train_{"nca" if config.kind == "nca" else "adversary"} binary')
   logging.info('config %s: %s', config.name, config)
   try:
-    loop.train(config, f.workdir, log=_log)
+    strategy = distribute.make_strategy(f.strategy, f.cpu_devices)
+    if strategy.num_replicas_in_sync > 1:
+      _log(f'{f.strategy} strategy over {strategy.num_replicas_in_sync} replicas: '
+           f'{", ".join(strategy.extended.worker_devices)}')
+    loop.train(config, f.workdir, log=_log, strategy=strategy)
   except loop.DivergedError as e:
     print(f'training diverged: {e}', file=sys.stderr)
     return 3
-  except (loop.TrainingError, configs.ConfigError, ValueError, KeyError, OSError) as e:
+  except (loop.TrainingError, configs.ConfigError, distribute.StrategyError, ValueError,
+          KeyError, OSError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
   return 0

@@ -30,6 +30,7 @@ from tf_multinca import model as model_lib
 from tf_multinca import multi
 from tf_multinca import render
 from tf_multinca.configs import base as config_lib
+from tf_multinca.training import distribute
 from tf_multinca.training import evaluate
 from tf_multinca.training import export
 from tf_multinca import fileio as io
@@ -92,33 +93,21 @@ def self_target(original, steps, grid, fire_rate, seeds=8, seed=0):
 class Trainer:
   """Trains what `config` describes in `workdir`; `run()` does everything and resumes."""
 
-  def __init__(self, config, workdir, log=print):
+  def __init__(self, config, workdir, log=print, strategy=None):
     config_lib.validate(config)
     self.config = c = config
     self.workdir = pathlib.Path(workdir)
     self.log = log
+    self.strategy = strategy or tf.distribute.get_strategy()
+    distribute.check_batch(c.batch_size, self.strategy)
     self._check_workdir()
     self.convention = conv_lib.get_convention(c.convention)
     self.grid = grid_side(c)
     self.is_adversary = c.kind == 'adversary'
-    if self.is_adversary:
-      self.original = registry.resolve(c.original, self.convention.name)
-      self.trainee = model_lib.CAModel(convention=self.convention, fire_rate=c.fire_rate,
-                                       name='adversary')
-      if c.adversary_init == 'copy':
-        self.trainee.set_rule_weights(self.original.get_rule_weights(), source=c.original)
-      self.net = multi.MultiNCA([self.original, self.trainee])
-      self.channels = layout.multi_channels(2)
-      self.injection = inj.parse_injection(c.injection)
-      # The original alone grows fresh samples (the adversary has no cells before injection).
-      self.grower = multi.MultiNCA([self.original])
-      self.w_orig = tf.concat([tf.reshape(v, [-1]) for v in _rule_vars(self.original)], 0)
-    else:
-      self.original = None
-      self.trainee = model_lib.CAModel(convention=self.convention, fire_rate=c.fire_rate,
-                                       name='nca')
-      self.net = self.trainee
-      self.channels = layout.CHANNEL_N
+    # The rules and the optimizer are replicated; the pool, step and RNG live on the host side
+    # of the step (cross-replica), where the whole batch is prepared.
+    with self.strategy.scope():
+      self._build_models()
     if c.target.startswith('self:'):
       self.target_np = self_target(self.original, int(c.target[5:]), self.grid, c.fire_rate)
     else:
@@ -127,8 +116,6 @@ class Trainer:
     # Cells outside the target's shape (for the optional overgrowth penalty).
     self.outside = tf.constant((self.target_np[..., 3] <= 0.0).astype(np.float32))
     self.rng = tf.random.Generator.from_seed(c.seed)
-    self.optimizer = keras.optimizers.Adam(schedules.learning_rate(c))
-    self.optimizer.build(_rule_vars(self.trainee))
     self.pool = (pool_lib.SamplePool(c.pool_size, [self.grid, self.grid, self.channels])
                  if c.pool_size else None)
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
@@ -143,6 +130,35 @@ class Trainer:
 
   # ------------------------------------------------------------------------------------------
   # Setup.
+
+  def _build_models(self):
+    """The original (frozen), the trainee and the optimizer (under the strategy's scope)."""
+    c = self.config
+    if self.is_adversary:
+      self.original = registry.resolve(c.original, self.convention.name)
+      self.trainee = model_lib.CAModel(convention=self.convention, fire_rate=c.fire_rate,
+                                       name='adversary')
+      if c.adversary_init == 'copy':
+        self.trainee.set_rule_weights(self.original.get_rule_weights(), source=c.original)
+      else:
+        _seeded_init(self.trainee, c.seed)
+      self.net = multi.MultiNCA([self.original, self.trainee])
+      self.channels = layout.multi_channels(2)
+      self.injection = inj.parse_injection(c.injection)
+      # The original alone grows fresh samples (the adversary has no cells before injection).
+      self.grower = multi.MultiNCA([self.original])
+      self.w_orig = tf.concat([tf.reshape(v, [-1]) for v in _rule_vars(self.original)], 0)
+    else:
+      self.original = None
+      self.trainee = model_lib.CAModel(convention=self.convention, fire_rate=c.fire_rate,
+                                       name='nca')
+      _seeded_init(self.trainee, c.seed)
+      self.net = self.trainee
+      self.channels = layout.CHANNEL_N
+    self.optimizer = keras.optimizers.Adam(schedules.learning_rate(c))
+    self.optimizer.build(_rule_vars(self.trainee))
+    # Fire-mask columns per step: one per rule of the net being rolled out.
+    self.noise_columns = 2 if self.is_adversary else 1
 
   def _check_workdir(self):
     """Refuses a workdir whose config.json disagrees with this config (before touching it)."""
@@ -209,13 +225,15 @@ class Trainer:
       x = tf.concat([x[:-c.damage_n], x[-c.damage_n:] * keep], 0)
     return idx, x, ages
 
-  def _rollout(self, x, steps):
-    """Rolls `x` out `steps` steps; returns (final state, per-step `[T, B]` L_target, N_old)."""
+  def _rollout(self, x, noise):
+    """Rolls `x` out `T` steps firing by `noise` `[T, B, H, W, rules]`; returns (final state,
+    per-step `[T, B]` L_target and l2 N_old, or None for a single NCA)."""
     c = self.config
+    steps = tf.shape(noise)[0]
     lt = tf.TensorArray(tf.float32, size=steps)
     lo = tf.TensorArray(tf.float32, size=steps)
     for i in tf.range(steps):
-      x = self.net(x, fire_rate=c.fire_rate, rng=self.rng)
+      x = self.net(x, fire_rate=c.fire_rate, noise=noise[i])
       if self.is_adversary:
         lt = lt.write(i, metrics.target_loss(x, self.target))
         old = c.l2 * metrics.old_cells(x)
@@ -227,38 +245,77 @@ class Trainer:
       return x, lt.stack(), lo.stack()
     return x, None, None
 
+  def _sample_losses(self, x, lt, lo, ages):
+    """Per-sample `[B]` (total, L_target part, N_old part) of a rollout (see `_rollout`)."""
+    c = self.config
+    if not self.is_adversary:
+      target = tf.reduce_mean(tf.square(x[..., :4] - self.target), [1, 2, 3])
+      return target, target, tf.zeros_like(target)
+    steps = tf.shape(lt)[0]
+    n = ages[None, :] + tf.range(1, steps + 1)[:, None]  # [T, B] age after each step
+    w1 = schedules.normalised_weights(n, c.l1_schedule, c.l1_start, c.l1_end, c.l1_width)
+    w2 = schedules.normalised_weights(n, c.l2_schedule, c.l2_start, c.l2_end, c.l2_width)
+    part_target = c.l1 * tf.reduce_sum(w1 * lt, 0)
+    part_old = tf.reduce_sum(w2 * lo, 0)  # l2 N_old (+ l_outside overgrowth)
+    return part_target + part_old, part_target, part_old
+
+  def _replica_step(self, x0, ages, noise):
+    """One replica's share of a train step: its slice of the batch, rolled out under the tape.
+
+    Args:
+      x0: the whole batch `[B, H, W, C]`; ages `[B]`; noise `[T, B, H, W, rules]`.
+
+    Returns:
+      A dict: this replica's gradients (of its share of the batch loss: the shares sum to the
+      loss), loss share, final states `[B / replicas, ...]` and per-sample losses.
+    """
+    c = self.config
+    ctx = tf.distribute.get_replica_context()
+    replicas = ctx.num_replicas_in_sync
+    b = c.batch_size // replicas
+    start = ctx.replica_id_in_sync_group * b
+    x0 = tf.ensure_shape(x0[start:start + b], [b, self.grid, self.grid, self.channels])
+    ages = ages[start:start + b]
+    noise = noise[:, start:start + b]
+    variables = _rule_vars(self.trainee)  # the adversary only: the original stays frozen
+    with tf.GradientTape() as tape:
+      x, lt, lo = self._rollout(x0, noise)
+      per_sample, part_target, part_old = self._sample_losses(x, lt, lo, ages)
+      # Outliers are judged against the mean of the whole batch, over every replica.
+      keep = tf.ones_like(per_sample)
+      if c.outlier_factor:
+        total = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
+                               tf.stop_gradient(tf.reduce_sum(per_sample)))
+        keep = tf.cast(tf.stop_gradient(per_sample) <= c.outlier_factor * total / c.batch_size,
+                       tf.float32)
+      kept = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(keep))
+      loss = tf.reduce_sum(keep * per_sample) / tf.maximum(kept, 1.0)
+      part_l3 = tf.constant(0.0)
+      if self.is_adversary and c.l3:
+        part_l3 = c.l3 * self._weight_distance()
+        loss += part_l3 / replicas
+      # Test hook: a NaN at a chosen step, to exercise the divergence path.
+      loss = tf.where(tf.equal(self.step, c.debug_nan_step), np.float32(np.nan), loss)
+    return {'grads': tape.gradient(loss, variables), 'loss': loss, 'x': x,
+            'per_sample': per_sample, 'target': part_target, 'old': part_old, 'keep': keep,
+            'l3': part_l3}
+
   def _train_step_impl(self):
     c = self.config
     idx, x0, ages = self._batch()
     steps = self.rng.uniform([], c.rollout_min, c.rollout_max + 1, tf.int32)
-    variables = _rule_vars(self.trainee)  # the adversary only: the original stays frozen
-    zero = tf.constant(0.0)
-    with tf.GradientTape() as tape:
-      x, lt, lo = self._rollout(x0, steps)
-      if self.is_adversary:
-        n = ages[None, :] + tf.range(1, steps + 1)[:, None]  # [T, B] age after each step
-        w1 = schedules.normalised_weights(n, c.l1_schedule, c.l1_start, c.l1_end, c.l1_width)
-        w2 = schedules.normalised_weights(n, c.l2_schedule, c.l2_start, c.l2_end, c.l2_width)
-        part_target = c.l1 * tf.reduce_sum(w1 * lt, 0)  # [B]
-        part_old = tf.reduce_sum(w2 * lo, 0)  # l2 N_old (+ l_outside overgrowth)
-        per_sample = part_target + part_old
-      else:
-        part_target = tf.reduce_mean(tf.square(x[..., :4] - self.target), [1, 2, 3])
-        part_old = tf.zeros_like(part_target)
-        per_sample = part_target
-      if c.outlier_factor:
-        keep = tf.stop_gradient(tf.cast(
-            per_sample <= c.outlier_factor * tf.reduce_mean(per_sample), tf.float32))
-      else:
-        keep = tf.ones_like(per_sample)
-      loss = tf.reduce_sum(keep * per_sample) / tf.maximum(tf.reduce_sum(keep), 1.0)
-      part_l3 = zero
-      if self.is_adversary and c.l3:
-        part_l3 = c.l3 * self._weight_distance()
-        loss += part_l3
-      # Test hook: a NaN at a chosen step, to exercise the divergence path.
-      loss = tf.where(tf.equal(self.step, c.debug_nan_step), np.float32(np.nan), loss)
-    grads = tape.gradient(loss, variables)
+    # Every random number of the rollout is drawn here for the whole batch, so a batch split
+    # over replicas fires exactly as it would on one device.
+    noise = self.rng.uniform(tf.concat([[steps], tf.shape(x0)[:3], [self.noise_columns]], 0))
+    r = self.strategy.run(self._replica_step, args=(x0, ages, noise))
+    total = lambda v: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+    whole = lambda v: self.strategy.gather(v, axis=0)
+    grads = [total(g) for g in r['grads']]
+    loss = total(r['loss'])
+    x, per_sample, keep = whole(r['x']), whole(r['per_sample']), whole(r['keep'])
+    part_target, part_old = whole(r['target']), whole(r['old'])
+    part_l3 = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, r['l3'], axis=None)
+    variables = _rule_vars(self.trainee)
     grad_norm = tf.linalg.global_norm(grads)
     ok = tf.logical_and(tf.math.is_finite(loss), tf.math.is_finite(grad_norm))
     if c.grad_norm:
@@ -486,6 +543,14 @@ class Trainer:
     return [str(m) for m in manifests]
 
 
+def _seeded_init(ca, seed):
+  """Distill's initialisation (Glorot-uniform first layer, zero last layer) from `seed`, so
+  that a run with the same config starts from the same rule."""
+  ca.conv1.kernel.assign(keras.initializers.GlorotUniform(seed=seed)(ca.conv1.kernel.shape))
+  for v in (ca.conv1.bias, ca.conv2.kernel, ca.conv2.bias):
+    v.assign(tf.zeros_like(v))
+
+
 def _rule_vars(ca):
   """A CAModel's rule variables in `model.WEIGHT_NAMES` order."""
   return [ca.conv1.kernel, ca.conv1.bias, ca.conv2.kernel, ca.conv2.bias]
@@ -509,6 +574,10 @@ def _hms(seconds):
   return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
 
 
-def train(config, workdir, log=print):
-  """Trains (or resumes) `config` in `workdir`; returns the final metrics dict."""
-  return Trainer(config, workdir, log=log).run()
+def train(config, workdir, log=print, strategy=None):
+  """Trains (or resumes) `config` in `workdir`; returns the final metrics dict.
+
+  `strategy`: a `tf.distribute.Strategy` (see `distribute.make_strategy`); None for the current
+  one (one device unless called inside a strategy's scope).
+  """
+  return Trainer(config, workdir, log=log, strategy=strategy).run()
