@@ -83,6 +83,14 @@ def test_reloaded_saved_model_is_identical(tmp_path, kind, convention):
   # steps = 0 returns the input unchanged.
   same = export.call_signature(loaded.signatures['rollout'], x, steps=0)
   np.testing.assert_array_equal(same.numpy(), x.numpy())
+  # The same SavedModel carries every rule's canonical weights, read back without Keras.
+  from tf_multinca.training import export as training_export  # pylint: disable=g-import-not-at-top
+  rules = model.rules if kind == 'pairing' else [model]
+  for i, r in enumerate(rules):
+    weights, info = training_export.read_saved_model(tmp_path / 'sm', rule=i)
+    assert info['convention'] == convention and info['rules'] == len(rules)
+    for name, value in r.get_rule_weights().items():
+      np.testing.assert_array_equal(weights[name], value)
 
 
 def test_signatures_and_random_update(tmp_path):

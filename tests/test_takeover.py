@@ -146,3 +146,18 @@ def test_takeover_accepts_a_locally_registered_model(tmp_path, monkeypatch):
   res = takeover.run_takeover(r['original'], r['adversary'], r['injection'], r['target_array'],
                               steps_before=60, steps_after=5, seeds=1)
   assert res.metrics['original_fraction'][-1][0] < 1.0
+
+
+def test_unfittable_square_refused_or_counted():
+  ca = pretrained.load('paper/lizard/persist')
+  args = dict(original=ca, adversary=ca, injection='square:20', steps_before=20, steps_after=2,
+              seeds=2, size=32)
+  with pytest.raises(takeover.TakeoverError, match='does not fit'):
+    takeover.run_takeover(**args)
+  res = takeover.run_takeover(**args, lenient=True)
+  assert res.info['no_injection'] == 2
+  assert res.states.shape[2:4] == (32, 32)
+  np.testing.assert_array_equal(res.metrics['original_fraction'][-1], [1.0, 1.0])
+  fits = takeover.run_takeover(**dict(args, injection='square:2'), lenient=True)
+  assert fits.info['no_injection'] == 0
+  assert (fits.states[-1][..., 16] > 0.1).any()  # the adversary got its cells

@@ -15,6 +15,8 @@ import pytest
 import tensorflow as tf
 
 from tf_multinca import configs
+from tf_multinca import export as export_lib
+from tf_multinca import multi
 from tf_multinca.training import export, loop, registry, sweep
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -60,7 +62,8 @@ def test_train_adversary_end_to_end(tmp_path, mirror):
   adv, info = export.read_saved_model(work / 'export' / 'saved_model')
   assert info['rules'] == 2 and info['config'] == 'lizard_red_testing'
   loaded = tf.saved_model.load(str(work / 'export' / 'saved_model'))
-  assert loaded.step(tf.zeros([1, 24, 24, 17])).shape == (1, 24, 24, 17)
+  x = multi.multi_seed(1, 24, 2, 'paper')
+  assert export_lib.call_signature(loaded.rollout, x, steps=5).shape == (1, 24, 24, 17)
   events, acc = read_events(work / 'tensorboard')
   for tag in ('loss', 'loss/target', 'loss/old', 'original_fraction', 'alive',
               'weight_distance', 'cosine_similarity', 'lr', 'grad_norm'):
@@ -212,3 +215,40 @@ def test_perturbation_sweep_writes_table_and_plot(tmp_path, mirror, monkeypatch)
   assert Image.open(out['png']).size[0] > 300
   copy_row = out['rows'][0]
   assert copy_row['cosine_similarity'] > 0.9  # started as the original, penalised by l3
+
+
+def test_expired_policy_replaces_only_samples_past_max_age(tmp_path, mirror, monkeypatch):
+  monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
+  c = configs.get_config('lizard_red_testing', ['replace_policy=expired', 'max_age=50',
+                                                'batch_size=4', 'pool_size=4'])
+  t = loop.Trainer(c, tmp_path / 'run', log=lambda m: None)
+  t.restore_or_init()
+  marked = np.zeros(t.pool.states.shape, np.float32) + np.arange(4)[:, None, None, None] + 7
+  t.pool.states.assign(marked)
+  t.pool.ages.assign([10, 20, 30, 40])
+  _, x, ages = t._batch()  # nobody expired: nothing replaced, whatever the losses
+  assert sorted(ages.numpy().tolist()) == [10, 20, 30, 40]
+  assert sorted(float(v) for v in x.numpy()[:, 0, 0, 0]) == [7, 8, 9, 10]
+  t.pool.ages.assign([10, 99, 30, 40])
+  idx, x, ages = t._batch()  # sample 1 expired: it goes first and is replaced by a fresh one
+  assert int(idx[0]) == 1 and int(ages[0]) == 0
+  assert sorted(ages.numpy().tolist()[1:]) == [10, 30, 40]
+  assert float(x[0, 0, 0, 0]) not in (7, 8, 9, 10)  # a fresh, grown organism (empty corner)
+  assert (x[0].numpy()[..., 15] > 0.1).sum() > 20
+  worst = loop.Trainer(c.replace(replace_policy='worst'), tmp_path / 'w', log=lambda m: None)
+  worst.restore_or_init()
+  worst.pool.ages.assign([10, 20, 30, 40])
+  assert int(worst._batch()[2][0]) == 0  # Distill's policy always replaces one
+
+
+def test_workdir_from_before_a_new_field_resumes(tmp_path, mirror, monkeypatch):
+  monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
+  c = configs.get_config('lizard_red_testing')
+  work = tmp_path / 'run'
+  work.mkdir()
+  old = json.loads(json.dumps(c.to_dict()))
+  del old['replace_policy']  # written by a version without the field
+  (work / 'config.json').write_text(json.dumps(old))
+  loop.Trainer(c, work, log=lambda m: None)  # the default: the same run
+  with pytest.raises(loop.TrainingError, match='replace_policy'):
+    loop.Trainer(c.replace(replace_policy='expired'), work, log=lambda m: None)

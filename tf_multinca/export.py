@@ -111,13 +111,23 @@ class NCAModule(tf.Module):
   """A `tf.Module` exposing a model's step and rollout as TF.js-convertible `tf.function`s.
 
   It holds the model (and so its variables) in its static-shape form (`export_form`) and calls
-  the model itself: the math lives only in `CAModel` / `MultiNCA`.
+  the model itself: the math lives only in `CAModel` / `MultiNCA`. It also holds plain copies of
+  each rule's canonical tensors (`rule_weights[i]`, in `model.WEIGHT_NAMES` order) and an
+  `info` JSON string (convention, rules, weight names, and the caller's fields), so the weights
+  read back without Keras (`training.export.read_saved_model`).
   """
 
-  def __init__(self, model, name=None):
+  def __init__(self, model, name=None, info=None):
     super().__init__(name=name)
     self.model = export_form(model)
     c = channels_of(model)
+    rules = model.rules if isinstance(model, multi.MultiNCA) else [model]
+    self.rule_weights = [
+        [tf.Variable(r.get_rule_weights()[n], trainable=False, name=n.replace('/', '_'))
+         for n in model_lib.WEIGHT_NAMES] for r in rules]
+    info = dict(info or {}, convention=rules[0].convention.name, rules=len(rules),
+                weight_names=list(model_lib.WEIGHT_NAMES))
+    self.info = tf.Variable(json.dumps(info), trainable=False, name='info')
     state = tf.TensorSpec([None, None, None, c], tf.float32, name='x')
     scalar = lambda n, d=tf.float32: tf.TensorSpec([], d, name=n)  # noqa: E731
     params = [scalar('fire_rate'), scalar('angle'), scalar('step_size')]
@@ -217,13 +227,14 @@ def describe(model, name=None, info=None):
 # --------------------------------------------------------------------------------------------
 
 
-def save_saved_model(model, path):
-  """Writes `model` as a SavedModel with the signatures `step` and `rollout`.
+def save_saved_model(model, path, info=None):
+  """Writes `model` as a SavedModel with the signatures `step` and `rollout` (and the rules'
+  canonical weights and `info`, see `NCAModule`).
 
   Returns:
     The `NCAModule` that was saved.
   """
-  module = NCAModule(model)
+  module = NCAModule(model, info=info)
   tf.saved_model.save(module, os.fspath(path), signatures=module.signatures())
   return module
 
@@ -460,7 +471,7 @@ def export(model, out_dir, formats=('saved_model', 'tfjs'), name=None, info=None
   if 'saved_model' in formats or 'tfjs' in formats:
     with tempfile.TemporaryDirectory(dir=out_dir, prefix='.tmp') as tmp:
       saved = pathlib.Path(tmp) / 'saved_model'
-      save_saved_model(model, saved)
+      save_saved_model(model, saved, info)
       (saved / 'assets.extra').mkdir(exist_ok=True)
       (saved / 'assets.extra' / 'meta.json').write_text(json.dumps(meta, indent=1), 'utf-8')
       if 'tfjs' in formats:

@@ -72,7 +72,7 @@ def _to_multi_fixed(x, mask):
 
 def run_takeover(original, adversary=None, injection=None, target=None, steps_before=60,
                  steps_after=500, seeds=8, seed=0, mode='multi', fire_rate=None,
-                 record_steps=None, gif_every=0):
+                 record_steps=None, gif_every=0, size=None, lenient=False):
   """Grows `seeds` organisms with the original, injects, and rolls out the pairing.
 
   Args:
@@ -87,6 +87,10 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
     mode: 'multi' (the paper's Multiple NCA) or 'fixed' (Randazzo et al.'s fixed mask).
     record_steps: steps whose states are kept (default `default_record_steps`).
     gif_every: keep every n-th state (and the last) for a GIF (0: the `record_steps`).
+    size: grid side; None for the convention's grid.
+    lenient: a square that fits inside no sample's organism is not an error: those samples
+      get no adversary, and `result.info['no_injection']` counts them (training evaluations,
+      where an adversary that shrank the organism must still be scored).
 
   Returns:
     A `TakeoverResult`.
@@ -121,13 +125,13 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
   if mode == 'multi':
     # A control still runs on the 2-rule layout, so its states render like the pairings'.
     model = multi.MultiNCA(rules if adversary is not None else [original])
-    x = model.seed(seeds)
+    x = model.seed(seeds, size)
     step = tf.function(lambda s: model(s, fire_rate=fire_rate, rng=rng))
     view = (lambda s: s) if adversary is not None else (
         lambda s: tf.concat([s, tf.zeros_like(s[..., :1])], -1))
   else:
     fixed = multi.FixedMaskNCA(original, adversary)
-    x = original.seed(seeds)
+    x = original.seed(seeds, size)
     grow = tf.function(lambda s: original(s, fire_rate=fire_rate, rng=rng))
     fixed_step = tf.function(lambda s, m: fixed(s, m, fire_rate=fire_rate, rng=rng))
     mask = tf.zeros_like(x[..., :1])
@@ -146,13 +150,16 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
       kept.append(v.numpy())
 
   observe(0, x)
+  no_injection = 0
   for t in range(1, total + 1):
     if mode == 'multi':
       x = step(x)
     else:
       x = grow(x) if t <= steps_before else fixed_step(x, mask)
     if t == steps_before and adversary is not None:
-      x, mask = _inject(x, spec, padding, rng, mode, seeds)
+      x, mask = _inject(x, spec, padding, rng, mode, lenient)
+      no_injection = int(tf.reduce_sum(tf.cast(tf.reduce_max(mask, [1, 2, 3]) == 0.0,
+                                               tf.int32)))
     observe(t, x)
 
   record_idx = [kept_steps.index(t) for t in record]
@@ -161,16 +168,17 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
       record_steps=record, states=np.stack([kept[i] for i in record_idx]),
       injection_step=steps_before if adversary is not None else None,
       convention=convention.name)
+  result.info['no_injection'] = no_injection
   gif_idx = [i for i, t in enumerate(kept_steps) if t in gif_steps]
   result.info['gif_steps'] = [kept_steps[i] for i in gif_idx]
   result.info['gif_states'] = np.stack([kept[i] for i in gif_idx])
   return result
 
 
-def _inject(x, spec, padding, rng, mode, seeds):
+def _inject(x, spec, padding, rng, mode, lenient=False):
   """Injects after growth; returns (state, fixed mask)."""
   probe = x if mode == 'multi' else multi.to_multi(x, 2)
-  if spec['kind'] == 'square':
+  if spec['kind'] == 'square' and not lenient:
     fits = inj.square_centres_available(probe, spec['side'], padding).numpy()
     if not fits.all():
       bad = np.nonzero(~fits)[0].tolist()

@@ -11,6 +11,7 @@ import typing
 
 KINDS = ('adversary', 'nca')
 INITS = ('random', 'copy')
+REPLACE_POLICIES = ('worst', 'expired')
 WEIGHT_SCHEDULES = ('window', 'sigmoid', 'exponential')
 LR_SCHEDULES = ('constant', 'piecewise', 'step_decay')
 CONVENTIONS = ('paper', 'distill')
@@ -72,6 +73,9 @@ class TrainConfig:
   rollout_max: int = 32  # [rollout_min, rollout_max] (Distill: 64..95).
   pool_size: int = 64  # Samples kept on the device between steps; 0 = no pool (fresh batches).
   replace_worst: int = 1  # Samples of each batch replaced by fresh ones (the highest loss first).
+  replace_policy: str = 'worst'  # 'worst': replace_worst samples every step (Distill's pool);
+  # 'expired' (adversary): only those of them past max_age, so every sample lives its whole
+  # age range and the long-run behaviour after injection is trained as much as the takeover.
   max_age: int = 600  # adversary: samples older than this (since injection) are replaced first.
   damage_n: int = 0  # Samples of each batch (the lowest loss) that get a circular damage.
   outlier_factor: float = 5.0  # Samples whose loss exceeds this times the batch mean are left
@@ -223,6 +227,10 @@ def validate(c):
   _check(0 <= c.replace_worst <= c.batch_size, 'replace_worst',
          f'{c.replace_worst}; expected in [0, batch_size]')
   _check(c.max_age >= 1, 'max_age', 'must be >= 1')
+  _check(c.replace_policy in REPLACE_POLICIES, 'replace_policy',
+         f'{c.replace_policy!r}; expected one of {REPLACE_POLICIES}')
+  _check(c.replace_policy == 'worst' or c.kind == 'adversary', 'replace_policy',
+         "'expired' needs an adversary run (a sample's age counts from its injection)")
   _check(0 <= c.damage_n + c.replace_worst <= c.batch_size, 'damage_n',
          f'damage_n + replace_worst must be <= batch_size ({c.batch_size})')
   _check(c.outlier_factor == 0 or c.outlier_factor > 1, 'outlier_factor', '0 or > 1')

@@ -1,17 +1,15 @@
 """End-of-run evaluations on fresh seeds, on the training grid.
 
-Adversary: grow the organism with the original, inject as in training, roll the pairing out and
-report the takeover metrics of `tf_multinca.metrics` (the same protocol as `tools.takeover`:
-inject after `inject_at` steps, measure `steps` later). NCA: grow from the seed and compare with
-the target.
+Adversary: `takeover.run_takeover` (the protocol of `tools.takeover`: grow the organism with the
+original, inject after `inject_at` steps as in training, measure `steps` later). NCA:
+`rollout.grow` from the seed, compared with the target.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from tf_multinca import injection as inj
-from tf_multinca import metrics
-from tf_multinca import multi
+from tf_multinca import rollout
+from tf_multinca import takeover
 
 
 def _record_steps(total, n=8):
@@ -36,33 +34,19 @@ def evaluate_adversary(original, adversary, injection, target, grid, inject_at=6
     (metrics dict of floats at the last step, with `*_std` and `no_injection` (samples where the
     square did not fit), recorded states `[R, H, W, 15 + k]` of sample 0, their steps).
   """
-  spec = inj.parse_injection(injection)
-  net = multi.MultiNCA([original, adversary])
-  rng = tf.random.Generator.from_seed(seed)
-  padding = original.convention.padding
-  step = tf.function(lambda s: net(s, fire_rate=fire_rate, rng=rng))
-  x = net.seed(seeds, grid)
-  total = inject_at + steps
-  record = set(_record_steps(inject_at, 3)) | {inject_at + 1} | set(
-      inject_at + t for t in _record_steps(steps, 6))
-  kept, kept_steps = [], []
-  no_injection = 0
-  for t in range(1, total + 1):
-    x = step(x)
-    if t == inject_at:
-      mask = inj.injection_mask(x, spec, padding, rng)
-      no_injection = int(tf.reduce_sum(tf.cast(
-          tf.reduce_max(mask, [1, 2, 3]) == 0.0, tf.int32)))
-      x = inj.inject(x, mask)
-    if t in record:
-      kept.append(x[0].numpy())
-      kept_steps.append(t)
-  m = metrics.takeover_metrics(x, tf.constant(target))
-  out = {k: float(tf.reduce_mean(v)) for k, v in m.items()}
-  out.update({k + '_std': float(tf.math.reduce_std(v)) for k, v in m.items()})
-  out['no_injection'] = no_injection
+  record = sorted(set(_record_steps(inject_at, 3)) | {inject_at + 1} |
+                  {inject_at + t for t in _record_steps(steps, 6)})
+  result = takeover.run_takeover(
+      original, adversary, injection, target, steps_before=inject_at, steps_after=steps,
+      seeds=seeds, seed=seed, fire_rate=fire_rate, record_steps=record, size=grid,
+      lenient=True)
+  out = {}
+  for k, v in result.metrics.items():
+    if not np.isnan(v[-1]).all():
+      out[k], out[k + '_std'] = float(v[-1].mean()), float(v[-1].std())
+  out['no_injection'] = result.info['no_injection']
   out['seeds'], out['steps_after_injection'], out['inject_at'] = seeds, steps, inject_at
-  return out, np.stack(kept), kept_steps
+  return out, result.states[:, 0], list(result.record_steps)
 
 
 def evaluate_nca(ca, target, grid, steps=200, seeds=8, seed=1234, fire_rate=None):
@@ -71,18 +55,11 @@ def evaluate_nca(ca, target, grid, steps=200, seeds=8, seed=1234, fire_rate=None
   Returns:
     (metrics dict, recorded states `[R, H, W, 16]` of sample 0, their steps).
   """
-  rng = tf.random.Generator.from_seed(seed)
-  step = tf.function(lambda s: ca(s, fire_rate=fire_rate, rng=rng))
-  x = ca.seed(seeds, grid)
-  record = set(_record_steps(steps, 8))
-  kept, kept_steps = [x[0].numpy()], [0]
-  for t in range(1, steps + 1):
-    x = step(x)
-    if t in record:
-      kept.append(x[0].numpy())
-      kept_steps.append(t)
+  x, kept = rollout.grow(ca, steps, batch=seeds, size=grid, seed=seed, fire_rate=fire_rate)
+  record = set(_record_steps(steps, 8)) | {0}
+  kept = [(t, s) for t, s in kept if t in record]
   mse = tf.reduce_mean(tf.square(x[..., :4] - target), axis=[1, 2, 3])
   alive = tf.reduce_sum(tf.cast(x[..., 3] > 0.1, tf.float32), axis=[1, 2])
   out = {'mse': float(tf.reduce_mean(mse)), 'mse_std': float(tf.math.reduce_std(mse)),
          'alive': float(tf.reduce_mean(alive)), 'seeds': seeds, 'steps': steps}
-  return out, np.stack(kept), kept_steps
+  return out, np.stack([s[0].numpy() for _, s in kept]), [t for t, _ in kept]

@@ -10,46 +10,26 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tf_multinca import layout
+from tf_multinca import export as export_lib
 from tf_multinca import model as model_lib
 from tf_multinca import multi
 from tf_multinca.pretrained import formats
 from tf_multinca import fileio as io
 
 
-class ExportModule(tf.Module):
-  """What a SavedModel holds: the rules, a `step` signature and the canonical weights.
-
-  `step(x)` is one step of the single NCA (one rule, `[B, H, W, 16]`) or of the Multiple NCA
-  (`[B, H, W, 15 + k]`), with the rules' fire rate. `rule_weights[i]` holds rule `i`'s canonical
-  tensors in `model.WEIGHT_NAMES` order; `info` is a JSON string (convention, names).
-  """
-
-  def __init__(self, rules, info=None):
-    super().__init__(name='tf_multinca_export')
-    self.rules = list(rules)
-    self.net = self.rules[0] if len(self.rules) == 1 else multi.MultiNCA(self.rules)
-    channels = layout.CHANNEL_N if len(self.rules) == 1 else layout.multi_channels(len(rules))
-    # Plain copies of the rule tensors: readable back without Keras.
-    self.rule_weights = [
-        [tf.Variable(r.get_rule_weights()[n], trainable=False, name=n.replace('/', '_'))
-         for n in model_lib.WEIGHT_NAMES] for r in self.rules]
-    info = dict(info or {}, convention=self.rules[0].convention.name, rules=len(self.rules),
-                weight_names=list(model_lib.WEIGHT_NAMES))
-    self.info = tf.Variable(json.dumps(info), trainable=False, name='info')
-    self.step = tf.function(self._step, input_signature=[
-        tf.TensorSpec([None, None, None, channels], tf.float32, name='x')])
-
-  def _step(self, x):
-    return self.net(x)
-
-
 def save_saved_model(rules, path, info=None):
-  """Writes `rules` (a CAModel or a list: original first) as a SavedModel directory."""
+  """Writes `rules` (a CAModel or a list: original first) as a SavedModel directory, atomically.
+
+  The SavedModel is `tf_multinca.export`'s: signatures `step` and `rollout`, the rules'
+  canonical weights and `info`. The rules are copied first, so a model trained under a
+  `tf.distribute` strategy exports as plain variables.
+  """
   if isinstance(rules, model_lib.CAModel):
     rules = [rules]
-  module = ExportModule(rules, info)
-  return io.write_dir(path, lambda tmp: tf.saved_model.save(module, tmp))
+  copies = [model_lib.CAModel.from_config(r.get_config()).set_rule_weights(
+      r.get_rule_weights(), source=f'rule {i}') for i, r in enumerate(rules)]
+  model = copies[0] if len(copies) == 1 else multi.MultiNCA(copies)
+  return io.write_dir(path, lambda tmp: export_lib.save_saved_model(model, tmp, info))
 
 
 def read_saved_model(path, rule=-1):

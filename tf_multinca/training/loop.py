@@ -172,8 +172,13 @@ class Trainer:
     except ValueError as e:
       raise TrainingError(f'{path} is not valid JSON ({e}); use another --workdir') from None
     new = json.loads(json.dumps(self.config.to_dict()))
+    # A field added after the run started is absent from its config.json: it ran with the
+    # field's default.
+    defaults = json.loads(json.dumps({f.name: f.default for f in
+                                      dataclasses.fields(config_lib.TrainConfig)}))
     diff = sorted(k for k in set(old) | set(new)
-                  if k not in config_lib.RESUMABLE_CHANGES and old.get(k) != new.get(k))
+                  if k not in config_lib.RESUMABLE_CHANGES
+                  and old.get(k, defaults.get(k)) != new.get(k))
     if diff:
       raise TrainingError(
           f'{self.workdir} holds a run with a different config (fields: {", ".join(diff)}); '
@@ -218,8 +223,14 @@ class Trainer:
     idx, x, ages = tf.gather(idx, order), tf.gather(x, order), tf.gather(ages, order)
     r = c.replace_worst
     if r:
-      x = tf.concat([self._fresh(r), x[r:]], 0)
-      ages = tf.concat([tf.zeros([r], tf.int32), ages[r:]], 0)
+      fresh, fresh_ages = self._fresh(r), tf.zeros([r], tf.int32)
+      if c.replace_policy == 'expired':
+        # The expired come first in `order`; the others keep their state and age.
+        expired = ages[:r] > c.max_age
+        fresh = tf.where(expired[:, None, None, None], fresh, x[:r])
+        fresh_ages = tf.where(expired, fresh_ages, ages[:r])
+      x = tf.concat([fresh, x[r:]], 0)
+      ages = tf.concat([fresh_ages, ages[r:]], 0)
     if c.damage_n:
       keep = pool_lib.circle_damage(tf.shape(x[-c.damage_n:]), self.rng)
       x = tf.concat([x[:-c.damage_n], x[-c.damage_n:] * keep], 0)
