@@ -178,3 +178,11 @@ def test_unknown_convention():
   with pytest.raises(ValueError, match='unknown convention'):
     CAModel(convention='pytorch')
   assert layout.multi_channels(2) == 17
+
+
+def test_init_seed_fixes_the_initial_rule():
+  a, b = CAModel(init_seed=3), CAModel(init_seed=3)
+  np.testing.assert_array_equal(a.conv1.kernel.numpy(), b.conv1.kernel.numpy())
+  assert not np.array_equal(a.conv1.kernel.numpy(), CAModel(init_seed=4).conv1.kernel.numpy())
+  assert not np.any(a.conv2.kernel.numpy()) and not np.any(a.conv1.bias.numpy())
+  assert CAModel.from_config(a.get_config()).init_seed == 3

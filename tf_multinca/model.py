@@ -108,17 +108,23 @@ class CAModel(keras.Model):
   `impl`: 'sparse' (default) runs the rule only on the cells whose update can reach the output
   (firing, and alive or next to an alive cell); 'reference' (or 'dense') is the readable
   formulation on every cell, with static shapes (XLA, TF.js export). Both give equal results.
+  `init_seed`: seed of the first layer's Glorot-uniform initialisation (None: unseeded).
   """
 
   def __init__(self, channel_n=layout.CHANNEL_N, fire_rate=0.5, hidden_n=layout.HIDDEN_UNITS,
-               convention='distill', impl='sparse', **kwargs):
+               convention='distill', impl='sparse', init_seed=None, **kwargs):
     super().__init__(**kwargs)
     self.impl = fast.check_impl(impl)
     self.channel_n = int(channel_n)
     self.fire_rate = float(fire_rate)
     self.hidden_n = int(hidden_n)
     self.convention = conv_lib.get_convention(convention)
-    self.conv1 = keras.layers.Conv2D(self.hidden_n, 1, activation='relu', name='conv1')
+    self.init_seed = init_seed
+    # Distill's initialisation: Glorot-uniform first layer (seeded by `init_seed`, so that a
+    # training run starts from the same rule), zero biases.
+    self.conv1 = keras.layers.Conv2D(
+        self.hidden_n, 1, activation='relu', name='conv1',
+        kernel_initializer=keras.initializers.GlorotUniform(seed=init_seed))
     # Zero-initialised last layer: an untrained rule does nothing (Distill).
     self.conv2 = keras.layers.Conv2D(self.channel_n, 1, kernel_initializer='zeros', name='conv2')
     self.conv1.build((None, None, None, layout.perception_n(self.channel_n)))
@@ -180,7 +186,8 @@ class CAModel(keras.Model):
   def get_config(self):
     config = super().get_config()
     config.update(channel_n=self.channel_n, fire_rate=self.fire_rate, hidden_n=self.hidden_n,
-                  convention=self.convention.name, impl=self.impl)
+                  convention=self.convention.name, impl=self.impl,
+                  init_seed=self.init_seed)
     return config
 
   @classmethod

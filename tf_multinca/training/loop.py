@@ -137,22 +137,19 @@ class Trainer:
     if self.is_adversary:
       self.original = registry.resolve(c.original, self.convention.name)
       self.trainee = model_lib.CAModel(convention=self.convention, fire_rate=c.fire_rate,
-                                       name='adversary')
+                                       init_seed=c.seed, name='adversary')
       if c.adversary_init == 'copy':
         self.trainee.set_rule_weights(self.original.get_rule_weights(), source=c.original)
-      else:
-        _seeded_init(self.trainee, c.seed)
       self.net = multi.MultiNCA([self.original, self.trainee])
       self.channels = layout.multi_channels(2)
       self.injection = inj.parse_injection(c.injection)
       # The original alone grows fresh samples (the adversary has no cells before injection).
       self.grower = multi.MultiNCA([self.original])
-      self.w_orig = tf.concat([tf.reshape(v, [-1]) for v in _rule_vars(self.original)], 0)
+      self.w_orig = metrics.flat_weights(self.original)
     else:
       self.original = None
       self.trainee = model_lib.CAModel(convention=self.convention, fire_rate=c.fire_rate,
-                                       name='nca')
-      _seeded_init(self.trainee, c.seed)
+                                       init_seed=c.seed, name='nca')
       self.net = self.trainee
       self.channels = layout.CHANNEL_N
     self.optimizer = keras.optimizers.Adam(schedules.learning_rate(c))
@@ -200,12 +197,10 @@ class Trainer:
     mask = inj.injection_mask(x, self.injection, self.convention.padding, self.rng)
     return inj.inject(x, mask)
 
-  def _flat_trainee(self):
-    return tf.concat([tf.reshape(v, [-1]) for v in _rule_vars(self.trainee)], 0)
-
   def _weight_distance(self):
     """d(w_adv, w_orig) = sqrt(mean((w_adv - w_orig)^2)), differentiable at 0."""
-    return tf.sqrt(tf.reduce_mean(tf.square(self._flat_trainee() - self.w_orig)) + _SQRT_EPS)
+    return tf.sqrt(tf.reduce_mean(tf.square(metrics.flat_weights(self.trainee) - self.w_orig))
+                   + _SQRT_EPS)
 
   def _batch(self):
     """(indices or None, states, ages) of the next batch, replacements and damage applied."""
@@ -349,10 +344,8 @@ class Trainer:
     if self.is_adversary:
       out['original_fraction'] = tf.reduce_mean(metrics.original_fraction(x))
       out['alive'] = tf.reduce_mean(metrics.alive_cells(x))
-      w = self._flat_trainee()
-      out['weight_distance'] = tf.sqrt(tf.reduce_mean(tf.square(w - self.w_orig)))
-      out['cosine_similarity'] = tf.reduce_sum(w * self.w_orig) / (
-          tf.norm(w) * tf.norm(self.w_orig) + 1e-12)
+      out['weight_distance'] = metrics.weight_distance(self.trainee, self.original)
+      out['cosine_similarity'] = metrics.cosine_similarity(self.trainee, self.original)
     else:
       out['alive'] = tf.reduce_mean(tf.reduce_sum(
           tf.cast(x[..., layout.ALPHA] > 0.1, tf.float32), [1, 2]))
@@ -465,12 +458,7 @@ class Trainer:
     """(metrics, strip image) of the final evaluation on fresh seeds."""
     c = self.config
     if self.is_adversary:
-      m, states, steps = evaluate.evaluate_adversary(
-          self.original, self.trainee, self.injection, self.target_np, self.grid,
-          inject_at=c.inject_min, steps=c.eval_steps, seeds=c.eval_seeds, seed=c.eval_seed,
-          fire_rate=c.fire_rate)
-      m['weight_distance'] = float(metrics.weight_distance(self.trainee, self.original))
-      m['cosine_similarity'] = float(metrics.cosine_similarity(self.trainee, self.original))
+      m, states, steps = self._evaluate_adversary(self.trainee)
     else:
       m, states, steps = evaluate.evaluate_nca(
           self.trainee, self.target, self.grid, steps=c.eval_steps, seeds=c.eval_seeds,
@@ -485,15 +473,21 @@ class Trainer:
     if not (self.is_adversary and c.compare_with):
       return None
     from tf_multinca import pretrained  # pylint: disable=g-import-not-at-top
-    adversary = pretrained.load(c.compare_with, self.convention.name)
-    m, _, _ = evaluate.evaluate_adversary(
+    m, _, _ = self._evaluate_adversary(pretrained.load(c.compare_with, self.convention.name))
+    m['name'] = c.compare_with
+    return m
+
+  def _evaluate_adversary(self, adversary):
+    """`evaluate.evaluate_adversary` of `adversary` under this run's protocol, plus its weight
+    distance and cosine similarity to the original."""
+    c = self.config
+    m, states, steps = evaluate.evaluate_adversary(
         self.original, adversary, self.injection, self.target_np, self.grid,
         inject_at=c.inject_min, steps=c.eval_steps, seeds=c.eval_seeds, seed=c.eval_seed,
         fire_rate=c.fire_rate)
     m['weight_distance'] = float(metrics.weight_distance(adversary, self.original))
     m['cosine_similarity'] = float(metrics.cosine_similarity(adversary, self.original))
-    m['name'] = c.compare_with
-    return m
+    return m, states, steps
 
   def export(self):
     """Writes export/: the SavedModel, the trainee's .weights.h5 (and WebGL JSON). Returns
@@ -552,14 +546,6 @@ class Trainer:
                         workdir=str(self.workdir.resolve()))
     self.log(f'registered {name} in {", ".join(str(m) for m in manifests)}')
     return [str(m) for m in manifests]
-
-
-def _seeded_init(ca, seed):
-  """Distill's initialisation (Glorot-uniform first layer, zero last layer) from `seed`, so
-  that a run with the same config starts from the same rule."""
-  ca.conv1.kernel.assign(keras.initializers.GlorotUniform(seed=seed)(ca.conv1.kernel.shape))
-  for v in (ca.conv1.bias, ca.conv2.kernel, ca.conv2.bias):
-    v.assign(tf.zeros_like(v))
 
 
 def _rule_vars(ca):
