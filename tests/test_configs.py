@@ -37,7 +37,8 @@ def test_paper_settings():
   c = configs.get_config(configs.DEFAULT_ADVERSARY)
   assert c.name == 'lizard_red' and c.original == 'paper/lizard/persist'
   assert c.target == 'paper/images/lizard_red' and c.injection == 'square:2'
-  assert (c.l1, c.l1_start, c.l2, c.l2_start) == (1.0, 64, 1e-3, 64)
+  assert (c.l1, c.l1_start, c.l2, c.l2_start) == (1.0, 64, 1e-3, 150)
+  assert c.eval_every and c.keep_best  # the exported adversary is the best validated one
   assert c.convention == 'paper' and c.inject_min == 60
   assert configs.get_config('lizard_grow_to_persist').injection == 'square:3'
   assert configs.get_config('butterfly_grow_to_persist').injection == 'spray:0.03'

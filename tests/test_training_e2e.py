@@ -70,6 +70,8 @@ def test_train_adversary_end_to_end(tmp_path, mirror):
     assert [s for s, _ in events[tag]] == list(range(1, 7)), tag
   assert events['pool'][0][1].shape[0] == 3  # width, height, PNG (an image summary)
   assert 'eval/strip' in events and 'eval/original_fraction' in events
+  assert [s for s, _ in events['valid/mse']] == [3, 6]  # the testing config's eval_every=3
+  assert doc['best']['step'] in (3, 6) and doc['export']
   assert any(acc.SummaryMetadata(tag).plugin_data.plugin_name == 'hparams'
              for tag in events), sorted(events)
 
@@ -252,3 +254,32 @@ def test_workdir_from_before_a_new_field_resumes(tmp_path, mirror, monkeypatch):
   loop.Trainer(c, work, log=lambda m: None)  # the default: the same run
   with pytest.raises(loop.TrainingError, match='replace_policy'):
     loop.Trainer(c.replace(replace_policy='expired'), work, log=lambda m: None)
+
+
+@pytest.mark.slow
+def test_best_validated_weights_survive_resume_and_are_exported(tmp_path, mirror, monkeypatch):
+  monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
+  # A learning rate far too high: the first step is the best and later ones are worse.
+  c = configs.get_config('lizard_red_testing', [
+      'steps=4', 'eval_every=1', 'eval_steps=6', 'eval_seeds=2', 'checkpoint_every=1',
+      'keep_checkpoints=10', 'lr=0.3', 'lr_values=0.3,0.3'])
+  work = tmp_path / 'run'
+  loop.Trainer(c.replace(steps=2), work, log=lambda m: None).run()
+  doc = loop.Trainer(c, work, log=lambda m: None).run()  # resumes at step 2
+  events, _ = read_events(work / 'tensorboard')
+  valid = {s: float(v) for s, v in events['valid/mse']}
+  assert sorted(valid) == [1, 2, 3, 4]
+  best = min(valid, key=valid.get)
+  assert doc['best']['step'] == best and doc['best']['last_step'] == 4
+  assert doc['best']['valid_mse'] == pytest.approx(valid[best], rel=1e-6)
+  assert best < 4, valid  # the case this test is about: the last step is not the best
+  # The export holds the weights of the best step's checkpoint, not the last step's.
+  ckpt = loop.Trainer(c, tmp_path / 'probe', log=lambda m: None)
+  ckpt.checkpoint.restore(str(work / 'checkpoints' / f'ckpt-{best}')).expect_partial()
+  exported = export.read_weights_h5(work / 'export' / 'adversary.weights.h5')
+  assert export.max_abs_difference(exported, ckpt.trainee.get_rule_weights()) == 0.0
+  ckpt.checkpoint.restore(str(work / 'checkpoints' / 'ckpt-4')).expect_partial()
+  assert export.max_abs_difference(exported, ckpt.trainee.get_rule_weights()) > 1e-3
+  weights, info = export.read_saved_model(work / 'export' / 'saved_model')
+  assert export.max_abs_difference(weights, exported) == 0.0
+  assert info['step'] == best and info['run_step'] == 4

@@ -21,7 +21,7 @@ CONVENTIONS = ('paper', 'distill')
 RESUMABLE_CHANGES = frozenset({
     'steps', 'log_every', 'summary_every', 'image_every', 'checkpoint_every', 'keep_checkpoints',
     'eval_seeds', 'eval_steps', 'eval_seed', 'compare_with', 'register', 'description',
-    'debug_nan_step'})
+    'debug_nan_step', 'eval_every', 'keep_best'})
 
 
 class ConfigError(ValueError):
@@ -106,6 +106,12 @@ class TrainConfig:
   eval_steps: int = 500  # Final evaluation: steps after injection (adversary) or from the seed
   # (nca).
   eval_seed: int = 1234  # Final evaluation: seed of its generator (fixed, so runs compare).
+  eval_every: int = 0  # Validation every this many steps: the final evaluation's protocol on
+  # other fresh seeds (seed eval_seed + 1, so the final evaluation stays unseen), logged as
+  # valid/* in TensorBoard; 0 = none. Chaotic rollouts make the last step's weights a poor
+  # pick: see keep_best.
+  keep_best: bool = True  # With eval_every: the run keeps the weights with the lowest
+  # validation MSE (in its checkpoints) and exports and finally evaluates those.
   compare_with: str = ''  # A published adversary evaluated the same way at the end ('' none).
   register: str = ''  # nca: register the trained model under this name in the local manifest.
   debug_nan_step: int = -1  # Test hook: the loss becomes NaN at this step (-1 never).
@@ -252,6 +258,7 @@ def validate(c):
             'eval_seeds'):
     _check(getattr(c, f) >= 1, f, 'must be >= 1')
   _check(c.eval_steps >= 0, 'eval_steps', 'must be >= 0')
+  _check(c.eval_every >= 0, 'eval_every', 'must be >= 0 (0: no validation during the run)')
   _check(c.kind == 'nca' or not c.register, 'register', 'only an nca run can be registered')
   if c.register:
     from tf_multinca.training import registry  # pylint: disable=g-import-not-at-top

@@ -119,7 +119,11 @@ class Trainer:
     self.pool = (pool_lib.SamplePool(c.pool_size, [self.grid, self.grid, self.channels])
                  if c.pool_size else None)
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-    items = dict(step=self.step, trainee=self.trainee, optimizer=self.optimizer, rng=self.rng)
+    # The weights with the lowest validation MSE so far (eval_every), checkpointed with the run
+    # so that a resumed run still knows them.
+    self.best = _BestWeights(_rule_vars(self.trainee))
+    items = dict(step=self.step, trainee=self.trainee, optimizer=self.optimizer, rng=self.rng,
+                 best=self.best)
     if self.pool is not None:
       items['pool'] = self.pool
     self.checkpoint = tf.train.Checkpoint(**items)
@@ -428,6 +432,8 @@ class Trainer:
           self.log(f'mean loss {mean:.5f} < stop_loss {c.stop_loss}: stopping at step {step}')
           stopped_early = True
         recent = []
+      if c.eval_every and (step % c.eval_every == 0 or step == c.steps or stopped_early):
+        self.validate(writer, step)
       if step % c.checkpoint_every == 0 or step == c.steps or stopped_early:
         self.manager.save(checkpoint_number=step)
         last_ckpt = step
@@ -454,15 +460,17 @@ class Trainer:
   # ------------------------------------------------------------------------------------------
   # Evaluation and export.
 
-  def evaluate(self):
-    """(metrics, strip image) of the final evaluation on fresh seeds."""
+  def evaluate(self, seed=None):
+    """(metrics, strip image, recorded steps) of an evaluation of the trainee on fresh seeds
+    (the generator seeded with `seed`, default `config.eval_seed`)."""
     c = self.config
+    seed = c.eval_seed if seed is None else seed
     if self.is_adversary:
-      m, states, steps = self._evaluate_adversary(self.trainee)
+      m, states, steps = self._evaluate_adversary(self.trainee, seed)
     else:
       m, states, steps = evaluate.evaluate_nca(
           self.trainee, self.target, self.grid, steps=c.eval_steps, seeds=c.eval_seeds,
-          seed=c.eval_seed, fire_rate=c.fire_rate)
+          seed=seed, fire_rate=c.fire_rate)
     strip = render.evolution_strip(states, self.convention, zoom_factor=2,
                                    with_mask=self.is_adversary)
     return m, strip, steps
@@ -477,26 +485,50 @@ class Trainer:
     m['name'] = c.compare_with
     return m
 
-  def _evaluate_adversary(self, adversary):
+  def validate(self, writer, step):
+    """The evaluation on the validation seeds (`eval_seed + 1`): valid/* scalars, and the best
+    weights so far kept in `self.best`. Returns the metrics."""
+    c = self.config
+    t = time.time()
+    m, _, _ = self.evaluate(seed=c.eval_seed + 1)
+    mse = m['mse']
+    improved = bool(np.isfinite(mse)) and mse < float(self.best.mse.numpy())
+    if improved:
+      self.best.keep(_rule_vars(self.trainee), mse, step)
+    with writer.as_default():
+      for k, v in m.items():
+        if isinstance(v, (int, float)):
+          tf.summary.scalar(f'valid/{k}', v, step=step)
+      tf.summary.scalar('valid/best_mse', self.best.mse, step=step)
+    extra = (f', original fraction {m["original_fraction"]:.3f}' if self.is_adversary else '')
+    self.log(f'validation at step {step} ({c.eval_seeds} seeds, {c.eval_steps} steps, '
+             f'{time.time() - t:.0f}s): mse {mse:.5f}{extra}, alive {m["alive"]:.0f}; best '
+             f'{float(self.best.mse.numpy()):.5f} at step {int(self.best.step.numpy())}'
+             + (' (new best)' if improved else ''))
+    return m
+
+  def _evaluate_adversary(self, adversary, seed=None):
     """`evaluate.evaluate_adversary` of `adversary` under this run's protocol, plus its weight
     distance and cosine similarity to the original."""
     c = self.config
     m, states, steps = evaluate.evaluate_adversary(
         self.original, adversary, self.injection, self.target_np, self.grid,
-        inject_at=c.inject_min, steps=c.eval_steps, seeds=c.eval_seeds, seed=c.eval_seed,
-        fire_rate=c.fire_rate)
+        inject_at=c.inject_min, steps=c.eval_steps, seeds=c.eval_seeds,
+        seed=c.eval_seed if seed is None else seed, fire_rate=c.fire_rate)
     m['weight_distance'] = float(metrics.weight_distance(adversary, self.original))
     m['cosine_similarity'] = float(metrics.cosine_similarity(adversary, self.original))
     return m, states, steps
 
-  def export(self):
+  def export(self, weights_step=None):
     """Writes export/: the SavedModel, the trainee's .weights.h5 (and WebGL JSON). Returns
-    {format: path}."""
+    {format: path}. `weights_step`: the step the trainee's weights come from (default the
+    current step)."""
     c = self.config
     d = self.workdir / 'export'
+    step = int(self.step.numpy())
     info = {'config': c.name, 'kind': c.kind, 'original': c.original, 'target': c.target,
             'injection': c.injection if self.is_adversary else None,
-            'step': int(self.step.numpy())}
+            'step': step if weights_step is None else int(weights_step), 'run_step': step}
     rules = [self.original, self.trainee] if self.is_adversary else [self.trainee]
     paths = {'saved_model': export.save_saved_model(rules, d / 'saved_model', info)}
     name = 'adversary' if self.is_adversary else 'model'
@@ -506,19 +538,33 @@ class Trainer:
     return {k: str(v) for k, v in paths.items()}
 
   def finish(self, writer, wall_s=0.0, steps_this_session=0, stopped_early=False):
-    """Evaluates, compares, exports, registers and writes metrics.json."""
+    """Evaluates, compares, exports, registers and writes metrics.json.
+
+    With `eval_every` and `keep_best`, the trainee takes the best validated weights first (the
+    checkpoints keep the last ones, so a resumed run goes on from where it stopped).
+    """
     c = self.config
     t = time.time()
-    m, strip, _ = self.evaluate()
     step = int(self.step.numpy())
+    best = None
+    if c.eval_every and int(self.best.step.numpy()) >= 0:
+      best = {'step': int(self.best.step.numpy()), 'valid_mse': float(self.best.mse.numpy()),
+              'last_step': step, 'used': bool(c.keep_best)}
+      if c.keep_best:
+        for v, b in zip(_rule_vars(self.trainee), self.best.weights):
+          v.assign(b)
+        self.log(f'using the best validated weights (step {best["step"]}, validation mse '
+                 f'{best["valid_mse"]:.5f}) for the evaluation and the export')
+    m, strip, _ = self.evaluate()
     with writer.as_default():
       tf.summary.image('eval/strip', strip[None].astype(np.float32), step=step)
       for k, v in m.items():
         if isinstance(v, (int, float)):
           tf.summary.scalar(f'eval/{k}', v, step=step)
     reference = self.compare()
-    paths = self.export()
+    paths = self.export(best['step'] if best and best['used'] else step)
     doc = {'config': c.name, 'kind': c.kind, 'steps': step, 'stopped_early': stopped_early,
+           'best': best,
            'wall_s_this_session': wall_s, 'steps_this_session': steps_this_session,
            's_per_step': wall_s / max(steps_this_session, 1), 'eval': m,
            'reference': reference, 'export': paths, 'eval_wall_s': time.time() - t}
@@ -546,6 +592,23 @@ class Trainer:
                         workdir=str(self.workdir.resolve()))
     self.log(f'registered {name} in {", ".join(str(m) for m in manifests)}')
     return [str(m) for m in manifests]
+
+
+class _BestWeights(tf.Module):
+  """A copy of the trainee's rule variables with their validation MSE and step."""
+
+  def __init__(self, variables):
+    super().__init__(name='best')
+    self.weights = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name=f'w{i}')
+                    for i, v in enumerate(variables)]
+    self.mse = tf.Variable(np.inf, dtype=tf.float32, trainable=False, name='mse')
+    self.step = tf.Variable(-1, dtype=tf.int64, trainable=False, name='step')
+
+  def keep(self, variables, mse, step):
+    for b, v in zip(self.weights, variables):
+      b.assign(v)
+    self.mse.assign(mse)
+    self.step.assign(step)
 
 
 def _rule_vars(ca):
