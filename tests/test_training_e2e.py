@@ -267,11 +267,14 @@ def test_best_validated_weights_survive_resume_and_are_exported(tmp_path, mirror
   loop.Trainer(c.replace(steps=2), work, log=lambda m: None).run()
   doc = loop.Trainer(c, work, log=lambda m: None).run()  # resumes at step 2
   events, _ = read_events(work / 'tensorboard')
-  valid = {s: float(v) for s, v in events['valid/mse']}
+  valid = {s: float(v) for s, v in events['valid/score']}
   assert sorted(valid) == [1, 2, 3, 4]
   best = min(valid, key=valid.get)
   assert doc['best']['step'] == best and doc['best']['last_step'] == 4
-  assert doc['best']['valid_mse'] == pytest.approx(valid[best], rel=1e-6)
+  assert doc['best']['valid_score'] == pytest.approx(valid[best], rel=1e-6)
+  mse, frac, alive = (dict(events[f'valid/{k}'])[best] for k in ('mse', 'original_fraction',
+                                                                 'alive'))
+  assert valid[best] == pytest.approx(mse + 1e-3 * frac * alive, rel=1e-5)  # l1 = 1, l2 = 1e-3
   assert best < 4, valid  # the case this test is about: the last step is not the best
   # The export holds the weights of the best step's checkpoint, not the last step's.
   ckpt = loop.Trainer(c, tmp_path / 'probe', log=lambda m: None)
@@ -283,3 +286,36 @@ def test_best_validated_weights_survive_resume_and_are_exported(tmp_path, mirror
   weights, info = export.read_saved_model(work / 'export' / 'saved_model')
   assert export.max_abs_difference(weights, exported) == 0.0
   assert info['step'] == best and info['run_step'] == 4
+
+
+def test_pretraining_hands_every_cell_to_the_adversary_then_refills_the_pool(
+    tmp_path, mirror, monkeypatch):
+  monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
+  c = configs.get_config('lizard_red_testing', ['pretrain_steps=2', 'steps=3', 'eval_every=1',
+                                                'injection=square:2'])
+  lines = []
+  t = loop.Trainer(c, tmp_path / 'run', log=lines.append)
+  t.restore_or_init()
+  alpha = t.pool.states.numpy()[..., 15:]
+  alive = alpha.sum(-1) >= 0.1
+  assert alive.sum() > 0 and (alpha[..., 0] == 0).all()  # no original cell left to take over
+  assert int(t.pool_stage.numpy()) == 0
+  t.run()
+  # The pool now holds square:2 injections: mostly original cells.
+  alpha = t.pool.states.numpy()[..., 15:]
+  assert int(t.pool_stage.numpy()) == 1
+  assert (alpha[..., 0] >= 0.1).sum() > (alpha[..., 1] >= 0.1).sum()
+  assert any('pre-training done at step 2' in m for m in lines), lines
+  valid = [m for m in lines if m.startswith('validation at step')]
+  assert [m.split()[3] for m in valid] == ['3']  # pre-training weights are not validated
+  # A resumed run does not refill the pool again.
+  again = loop.Trainer(c.replace(steps=4), tmp_path / 'run', log=lines.append)
+  again.restore_or_init()
+  before = again.pool.states.numpy()
+  again._enter_stage()  # pylint: disable=protected-access
+  np.testing.assert_array_equal(again.pool.states.numpy(), before)
+
+
+def test_pretrain_steps_must_leave_steps_to_train():
+  with pytest.raises(configs.ConfigError, match='pretrain_steps'):
+    configs.get_config('lizard_red_testing', ['pretrain_steps=6'])

@@ -49,6 +49,10 @@ class TrainConfig:
   injection: str = 'square:2'  # How adversary cells are injected: square:S, spray:P, spray:P%.
   inject_min: int = 60  # Fresh samples are grown with the original for a number of steps drawn
   inject_max: int = 60  # uniformly in [inject_min, inject_max], then injected (paper: 60).
+  pretrain_steps: int = 0  # Not in the paper: the first N train steps hand every cell of the
+  # grown organism to the adversary (no takeover to learn, N_old = 0), so it first learns to
+  # draw the target from the original's states; then the pool is refilled with `injection`
+  # and the takeover is trained. 0 = none.
 
   # --- Loss: sum_n l1(n) L_target(n) + l2(n) N_old(n) + l3 d(w_adv, w_orig); n = age since
   # injection. Each weight is a scale times a shape over n, normalised over the rollout so that
@@ -111,7 +115,9 @@ class TrainConfig:
   # valid/* in TensorBoard; 0 = none. Chaotic rollouts make the last step's weights a poor
   # pick: see keep_best.
   keep_best: bool = True  # With eval_every: the run keeps the weights with the lowest
-  # validation MSE (in its checkpoints) and exports and finally evaluates those.
+  # validation score (in its checkpoints) and exports and finally evaluates those. The score
+  # is the objective at the evaluation's last step: MSE (nca), l1 MSE + l2 N_old with N_old
+  # counted in original cells (adversary).
   compare_with: str = ''  # A published adversary evaluated the same way at the end ('' none).
   register: str = ''  # nca: register the trained model under this name in the local manifest.
   debug_nan_step: int = -1  # Test hook: the loss becomes NaN at this step (-1 never).
@@ -212,6 +218,8 @@ def validate(c):
     except inj.InjectionError as e:
       raise ConfigError(f'config field injection: {e}') from None
     _check(spec['kind'] in ('square', 'spray', 'checkerboard'), 'injection', 'unsupported kind')
+    _check(c.pretrain_steps == 0 or 0 < c.pretrain_steps < c.steps, 'pretrain_steps',
+           f'{c.pretrain_steps}; expected in [0, steps ({c.steps}))')
     _check(0 <= c.inject_min <= c.inject_max, 'inject_min',
            f'need 0 <= inject_min ({c.inject_min}) <= inject_max ({c.inject_max})')
   for p in ('l1', 'l2'):

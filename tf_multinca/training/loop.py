@@ -13,6 +13,7 @@ fresh seeds and exports. Workdir layout::
 """
 
 import dataclasses
+import functools
 import json
 import math
 import pathlib
@@ -119,18 +120,26 @@ class Trainer:
     self.pool = (pool_lib.SamplePool(c.pool_size, [self.grid, self.grid, self.channels])
                  if c.pool_size else None)
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-    # The weights with the lowest validation MSE so far (eval_every), checkpointed with the run
+    # 0 while the pool holds pre-training samples (every cell the adversary's), 1 once it holds
+    # the config's injections; checkpointed with the pool it describes.
+    self.pool_stage = tf.Variable(0 if self._pretraining(0) else 1, dtype=tf.int64,
+                                  trainable=False, name='pool_stage')
+    # The weights with the best validation score so far (eval_every), checkpointed with the run
     # so that a resumed run still knows them.
     self.best = _BestWeights(_rule_vars(self.trainee))
     items = dict(step=self.step, trainee=self.trainee, optimizer=self.optimizer, rng=self.rng,
-                 best=self.best)
+                 best=self.best, pool_stage=self.pool_stage)
     if self.pool is not None:
       items['pool'] = self.pool
     self.checkpoint = tf.train.Checkpoint(**items)
     self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.workdir / 'checkpoints'),
                                               max_to_keep=c.keep_checkpoints)
-    self._train_step = tf.function(self._train_step_impl)
-    self._fresh_fn = tf.function(self._fresh)
+    # One traced step per stage (see `pretrain_steps`): they differ in the injection of fresh
+    # samples and in N_old.
+    self._step_fns = {p: tf.function(functools.partial(self._train_step_impl, pretrain=p))
+                      for p in (False, True)}
+    self._fresh_fns = {p: tf.function(functools.partial(self._fresh, pretrain=p))
+                       for p in (False, True)}
 
   # ------------------------------------------------------------------------------------------
   # Setup.
@@ -147,6 +156,7 @@ class Trainer:
       self.net = multi.MultiNCA([self.original, self.trainee])
       self.channels = layout.multi_channels(2)
       self.injection = inj.parse_injection(c.injection)
+      self.pretrain_injection = inj.parse_injection('spray:1.0')  # every cell the adversary's
       # The original alone grows fresh samples (the adversary has no cells before injection).
       self.grower = multi.MultiNCA([self.original])
       self.w_orig = metrics.flat_weights(self.original)
@@ -188,8 +198,17 @@ class Trainer:
   # ------------------------------------------------------------------------------------------
   # Fresh samples, rollouts and the train step (device only).
 
-  def _fresh(self, n):
-    """`n` fresh samples `[n, H, W, C]`: a seed (nca) or a grown, injected organism."""
+  def _pretraining(self, step):
+    """Whether train step `step` (0-based) belongs to the pre-training stage."""
+    return self.is_adversary and step < self.config.pretrain_steps
+
+  def _train_step(self):
+    """One train step of the current stage (see `_train_step_impl`)."""
+    return self._step_fns[self._pretraining(int(self.step.numpy()))]()
+
+  def _fresh(self, n, pretrain=False):
+    """`n` fresh samples `[n, H, W, C]`: a seed (nca) or a grown, injected organism (while
+    pre-training, every cell of it handed to the adversary)."""
     if not self.is_adversary:
       return self.trainee.seed(n, self.grid)
     c = self.config
@@ -198,7 +217,8 @@ class Trainer:
     for _ in tf.range(grow):
       x = self.grower(x, fire_rate=c.fire_rate, rng=self.rng)
     x = tf.concat([x, tf.zeros_like(x[..., :1])], -1)
-    mask = inj.injection_mask(x, self.injection, self.convention.padding, self.rng)
+    spec = self.pretrain_injection if pretrain else self.injection
+    mask = inj.injection_mask(x, spec, self.convention.padding, self.rng)
     return inj.inject(x, mask)
 
   def _weight_distance(self):
@@ -206,12 +226,12 @@ class Trainer:
     return tf.sqrt(tf.reduce_mean(tf.square(metrics.flat_weights(self.trainee) - self.w_orig))
                    + _SQRT_EPS)
 
-  def _batch(self):
+  def _batch(self, pretrain=False):
     """(indices or None, states, ages) of the next batch, replacements and damage applied."""
     c = self.config
     b = c.batch_size
     if self.pool is None:
-      return None, self._fresh(b), tf.zeros([b], tf.int32)
+      return None, self._fresh(b, pretrain), tf.zeros([b], tf.int32)
     idx = self.pool.sample(b, self.rng)
     x, ages, losses = self.pool.gather(idx)
     score = losses
@@ -222,7 +242,7 @@ class Trainer:
     idx, x, ages = tf.gather(idx, order), tf.gather(x, order), tf.gather(ages, order)
     r = c.replace_worst
     if r:
-      fresh, fresh_ages = self._fresh(r), tf.zeros([r], tf.int32)
+      fresh, fresh_ages = self._fresh(r, pretrain), tf.zeros([r], tf.int32)
       if c.replace_policy == 'expired':
         # The expired come first in `order`; the others keep their state and age.
         expired = ages[:r] > c.max_age
@@ -310,9 +330,9 @@ class Trainer:
             'per_sample': per_sample, 'target': part_target, 'old': part_old, 'keep': keep,
             'l3': part_l3}
 
-  def _train_step_impl(self):
+  def _train_step_impl(self, pretrain=False):
     c = self.config
-    idx, x0, ages = self._batch()
+    idx, x0, ages = self._batch(pretrain)
     steps = self.rng.uniform([], c.rollout_min, c.rollout_max + 1, tf.int32)
     # Every random number of the rollout is drawn here for the whole batch, so a batch split
     # over replicas fires exactly as it would on one device.
@@ -359,11 +379,24 @@ class Trainer:
   # ------------------------------------------------------------------------------------------
   # The run.
 
-  def _fill_pool(self):
+  def _fill_pool(self, pretrain=False):
     chunk = max(1, min(16, self.pool.size))
     for start in range(0, self.pool.size, chunk):
       n = min(chunk, self.pool.size - start)
-      self.pool.fill(self._fresh_fn(n), start)
+      self.pool.fill(self._fresh_fns[pretrain](n), start)
+
+  def _enter_stage(self):
+    """After pre-training, refills the pool with the config's injections (once: the
+    checkpointed `pool_stage` says whether the pool already holds them)."""
+    if (self.pool is None or int(self.pool_stage.numpy()) == 1
+        or self._pretraining(int(self.step.numpy()))):
+      return
+    t = time.time()
+    self._fill_pool()
+    self.pool_stage.assign(1)
+    self.log(f'pre-training done at step {int(self.step.numpy())}: refilled the pool with '
+             f'{self.pool.size} fresh {self.config.injection} injections in '
+             f'{time.time() - t:.1f}s; training the takeover')
 
   def restore_or_init(self):
     """Restores the latest checkpoint; otherwise fills the pool. Returns the restored path."""
@@ -374,8 +407,11 @@ class Trainer:
       return latest
     if self.pool is not None:
       t = time.time()
-      self._fill_pool()
-      self.log(f'filled the pool with {self.pool.size} fresh samples in {time.time() - t:.1f}s')
+      pretrain = self._pretraining(0)
+      self._fill_pool(pretrain)
+      self.log(f'filled the pool with {self.pool.size} fresh samples in {time.time() - t:.1f}s'
+               + (f' (pre-training for {self.config.pretrain_steps} steps: every cell the '
+                  "adversary's, no takeover)" if pretrain else ''))
     return None
 
   def run(self):
@@ -394,6 +430,7 @@ class Trainer:
     stopped_early = False
     out = None
     while int(self.step.numpy()) < c.steps:
+      self._enter_stage()
       step_before = int(self.step.numpy())
       out = self._train_step()
       loss = float(out['loss'].numpy())
@@ -432,7 +469,9 @@ class Trainer:
           self.log(f'mean loss {mean:.5f} < stop_loss {c.stop_loss}: stopping at step {step}')
           stopped_early = True
         recent = []
-      if c.eval_every and (step % c.eval_every == 0 or step == c.steps or stopped_early):
+      # Pre-training weights are not validated: they have not learnt the takeover yet.
+      if (c.eval_every and (step % c.eval_every == 0 or step == c.steps or stopped_early)
+          and not self._pretraining(step - 1)):
         self.validate(writer, step)
       if step % c.checkpoint_every == 0 or step == c.steps or stopped_early:
         self.manager.save(checkpoint_number=step)
@@ -485,26 +524,36 @@ class Trainer:
     m['name'] = c.compare_with
     return m
 
+  def validation_score(self, m):
+    """The objective at the evaluation's last step, from evaluation metrics `m`: the MSE to
+    the target (nca), `l1 MSE + l2 N_old` with N_old counted in mature original cells
+    (adversary: a lower MSE does not make up for an unfinished takeover)."""
+    c = self.config
+    if not self.is_adversary:
+      return m['mse']
+    return c.l1 * m['mse'] + c.l2 * m['original_fraction'] * m['alive']
+
   def validate(self, writer, step):
-    """The evaluation on the validation seeds (`eval_seed + 1`): valid/* scalars, and the best
-    weights so far kept in `self.best`. Returns the metrics."""
+    """The evaluation on the validation seeds (`eval_seed + 1`): valid/* scalars, and the
+    weights with the best `validation_score` so far kept in `self.best`. Returns the metrics
+    with the score."""
     c = self.config
     t = time.time()
     m, _, _ = self.evaluate(seed=c.eval_seed + 1)
-    mse = m['mse']
-    improved = bool(np.isfinite(mse)) and mse < float(self.best.mse.numpy())
+    m['score'] = score = float(self.validation_score(m))
+    improved = bool(np.isfinite(score)) and score < float(self.best.score.numpy())
     if improved:
-      self.best.keep(_rule_vars(self.trainee), mse, step)
+      self.best.keep(_rule_vars(self.trainee), score, step)
     with writer.as_default():
       for k, v in m.items():
         if isinstance(v, (int, float)):
           tf.summary.scalar(f'valid/{k}', v, step=step)
-      tf.summary.scalar('valid/best_mse', self.best.mse, step=step)
+      tf.summary.scalar('valid/best_score', self.best.score, step=step)
     extra = (f', original fraction {m["original_fraction"]:.3f}' if self.is_adversary else '')
     self.log(f'validation at step {step} ({c.eval_seeds} seeds, {c.eval_steps} steps, '
-             f'{time.time() - t:.0f}s): mse {mse:.5f}{extra}, alive {m["alive"]:.0f}; best '
-             f'{float(self.best.mse.numpy()):.5f} at step {int(self.best.step.numpy())}'
-             + (' (new best)' if improved else ''))
+             f'{time.time() - t:.0f}s): score {score:.5f}, mse {m["mse"]:.5f}{extra}, alive '
+             f'{m["alive"]:.0f}; best {float(self.best.score.numpy()):.5f} at step '
+             f'{int(self.best.step.numpy())}' + (' (new best)' if improved else ''))
     return m
 
   def _evaluate_adversary(self, adversary, seed=None):
@@ -548,13 +597,14 @@ class Trainer:
     step = int(self.step.numpy())
     best = None
     if c.eval_every and int(self.best.step.numpy()) >= 0:
-      best = {'step': int(self.best.step.numpy()), 'valid_mse': float(self.best.mse.numpy()),
+      best = {'step': int(self.best.step.numpy()),
+              'valid_score': float(self.best.score.numpy()),
               'last_step': step, 'used': bool(c.keep_best)}
       if c.keep_best:
         for v, b in zip(_rule_vars(self.trainee), self.best.weights):
           v.assign(b)
         self.log(f'using the best validated weights (step {best["step"]}, validation mse '
-                 f'{best["valid_mse"]:.5f}) for the evaluation and the export')
+                 f'{best["valid_score"]:.5f}) for the evaluation and the export')
     m, strip, _ = self.evaluate()
     with writer.as_default():
       tf.summary.image('eval/strip', strip[None].astype(np.float32), step=step)
@@ -595,19 +645,19 @@ class Trainer:
 
 
 class _BestWeights(tf.Module):
-  """A copy of the trainee's rule variables with their validation MSE and step."""
+  """A copy of the trainee's rule variables with their validation score and step."""
 
   def __init__(self, variables):
     super().__init__(name='best')
     self.weights = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name=f'w{i}')
                     for i, v in enumerate(variables)]
-    self.mse = tf.Variable(np.inf, dtype=tf.float32, trainable=False, name='mse')
+    self.score = tf.Variable(np.inf, dtype=tf.float32, trainable=False, name='score')
     self.step = tf.Variable(-1, dtype=tf.int64, trainable=False, name='step')
 
-  def keep(self, variables, mse, step):
+  def keep(self, variables, score, step):
     for b, v in zip(self.weights, variables):
       b.assign(v)
-    self.mse.assign(mse)
+    self.score.assign(score)
     self.step.assign(step)
 
 
