@@ -319,3 +319,22 @@ def test_pretraining_hands_every_cell_to_the_adversary_then_refills_the_pool(
 def test_pretrain_steps_must_leave_steps_to_train():
   with pytest.raises(configs.ConfigError, match='pretrain_steps'):
     configs.get_config('lizard_red_testing', ['pretrain_steps=6'])
+
+
+def test_checkpoint_from_before_the_best_weights_resumes(tmp_path, mirror, monkeypatch):
+  monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
+  c = configs.get_config('lizard_red_testing')
+  work = tmp_path / 'run'
+  t = loop.Trainer(c, work, log=lambda m: None)
+  t.restore_or_init()
+  t._train_step()  # pylint: disable=protected-access
+  # What a checkpoint held before `best` and `pool_stage` existed.
+  tf.train.Checkpoint(step=t.step, trainee=t.trainee, optimizer=t.optimizer, rng=t.rng,
+                      pool=t.pool).save(str(work / 'checkpoints' / 'ckpt'))
+  again = loop.Trainer(c, work, log=lambda m: None)
+  assert again.restore_or_init() is not None
+  assert int(again.step.numpy()) == 1 and int(again.pool_stage.numpy()) == 1
+  assert int(again.best.step.numpy()) == -1
+  assert export.max_abs_difference(again.trainee.get_rule_weights(),
+                                   t.trainee.get_rule_weights()) == 0.0
+  np.testing.assert_array_equal(again.pool.states.numpy(), t.pool.states.numpy())

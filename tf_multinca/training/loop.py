@@ -127,11 +127,13 @@ class Trainer:
     # The weights with the best validation score so far (eval_every), checkpointed with the run
     # so that a resumed run still knows them.
     self.best = _BestWeights(_rule_vars(self.trainee))
-    items = dict(step=self.step, trainee=self.trainee, optimizer=self.optimizer, rng=self.rng,
-                 best=self.best, pool_stage=self.pool_stage)
+    items = dict(step=self.step, trainee=self.trainee, optimizer=self.optimizer, rng=self.rng)
     if self.pool is not None:
       items['pool'] = self.pool
-    self.checkpoint = tf.train.Checkpoint(**items)
+    # What every checkpoint holds; the later additions may be missing from a run's older
+    # checkpoints (they then keep their initial values).
+    self._core_checkpoint = tf.train.Checkpoint(**items)
+    self.checkpoint = tf.train.Checkpoint(**items, best=self.best, pool_stage=self.pool_stage)
     self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.workdir / 'checkpoints'),
                                               max_to_keep=c.keep_checkpoints)
     # One traced step per stage (see `pretrain_steps`): they differ in the injection of fresh
@@ -402,7 +404,8 @@ class Trainer:
     """Restores the latest checkpoint; otherwise fills the pool. Returns the restored path."""
     latest = self.manager.latest_checkpoint
     if latest:
-      self.checkpoint.restore(latest).assert_existing_objects_matched()
+      self._core_checkpoint.restore(latest).assert_existing_objects_matched()
+      self.checkpoint.restore(latest).expect_partial()
       self.log(f'resumed from {latest} at step {int(self.step.numpy())}')
       return latest
     if self.pool is not None:
