@@ -28,6 +28,11 @@ PAPER_ADVERSARY = base.TrainConfig(
     rollout_min=32, rollout_max=32,
     pool_size=64,
     replace_worst=1,
+    # Every sample lives from injection to max_age (~150 train steps): the ages up to the
+    # evaluation's 500 are trained as much as the takeover. With 'worst' (Distill's policy) a
+    # sample lives ~64 steps (ages ~300 at most), and the takeover was lost again in the pool
+    # (lizard_red, 2000 steps: original fraction 0.12 at age 500; 'expired': 0.000).
+    replace_policy='expired',
     max_age=600,
     # Measured for lizard_red (8 seeds, 500 steps after injection): original fraction 0.000 at
     # 1500, 3000 and 3500 steps; MSE 0.026, 0.041, 0.027 (the published adversary: 0.0026).
@@ -81,7 +86,9 @@ def _grow_to_persist(**kwargs):
   # Fig. 14: the organism decays after some steps; the adversary must keep the shape the
   # original reached at injection. The loss starts earlier (the organism decays within
   # 60..140 steps after injection) and the pool must not outlive the window of interest.
-  return PAPER_ADVERSARY.replace(l1_start=20, l2_start=20, max_age=400, **kwargs)
+  return PAPER_ADVERSARY.replace(l1_start=20, l2_start=20, max_age=400,
+                                 replace_policy='worst',  # what was measured for these
+                                 **kwargs)
 
 
 def lizard_grow_to_persist():
