@@ -137,7 +137,7 @@ class Trainer:
     self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.workdir / 'checkpoints'),
                                               max_to_keep=c.keep_checkpoints)
     # One traced step per stage (see `pretrain_steps`): they differ in the injection of fresh
-    # samples and in N_old.
+    # samples (pre-training: every cell the adversary's, so N_old is 0 by itself).
     self._step_fns = {p: tf.function(functools.partial(self._train_step_impl, pretrain=p))
                       for p in (False, True)}
     self._fresh_fns = {p: tf.function(functools.partial(self._fresh, pretrain=p))
@@ -606,7 +606,7 @@ class Trainer:
       if c.keep_best:
         for v, b in zip(_rule_vars(self.trainee), self.best.weights):
           v.assign(b)
-        self.log(f'using the best validated weights (step {best["step"]}, validation mse '
+        self.log(f'using the best validated weights (step {best["step"]}, validation score '
                  f'{best["valid_score"]:.5f}) for the evaluation and the export')
     m, strip, _ = self.evaluate()
     with writer.as_default():
