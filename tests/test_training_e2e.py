@@ -249,11 +249,12 @@ def test_workdir_from_before_a_new_field_resumes(tmp_path, mirror, monkeypatch):
   work = tmp_path / 'run'
   work.mkdir()
   old = json.loads(json.dumps(c.to_dict()))
-  del old['replace_policy']  # written by a version without the field
+  assert c.pretrain_steps == 0  # the field's default
+  del old['pretrain_steps']  # written by a version without the field
   (work / 'config.json').write_text(json.dumps(old))
   loop.Trainer(c, work, log=lambda m: None)  # the default: the same run
-  with pytest.raises(loop.TrainingError, match='replace_policy'):
-    loop.Trainer(c.replace(replace_policy='expired'), work, log=lambda m: None)
+  with pytest.raises(loop.TrainingError, match='pretrain_steps'):
+    loop.Trainer(c.replace(pretrain_steps=2), work, log=lambda m: None)
 
 
 @pytest.mark.slow
