@@ -161,8 +161,8 @@ def testing(config):
       inject_max=20, l1_start=2, l2_start=2, steps=6, lr_boundaries=(4,),
       lr_values=config.lr_values[:2], checkpoint_every=2,
       summary_every=1, image_every=3, log_every=1, eval_seeds=2, eval_steps=12, max_age=20,
-      eval_every=3, pretrain_steps=min(config.pretrain_steps, 2), compare_with='', injection='spray:0.2' if config.injection.startswith('square:3')
-      else config.injection)
+      eval_every=3, pretrain_steps=min(config.pretrain_steps, 2), compare_with='',
+      injection='spray:0.2' if config.injection.startswith('square:3') else config.injection)
 
 
 CONFIGS = {
