@@ -120,10 +120,6 @@ class Trainer:
     self.pool = (pool_lib.SamplePool(c.pool_size, [self.grid, self.grid, self.channels])
                  if c.pool_size else None)
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-    # 0 while the pool holds pre-training samples (every cell the adversary's), 1 once it holds
-    # the config's injections; checkpointed with the pool it describes.
-    self.pool_stage = tf.Variable(0 if self._pretraining(0) else 1, dtype=tf.int64,
-                                  trainable=False, name='pool_stage')
     # The weights with the best validation score so far (eval_every), checkpointed with the run
     # so that a resumed run still knows them.
     self.best = _BestWeights(_rule_vars(self.trainee))
@@ -133,7 +129,7 @@ class Trainer:
     # What every checkpoint holds; the later additions may be missing from a run's older
     # checkpoints (they then keep their initial values).
     self._core_checkpoint = tf.train.Checkpoint(**items)
-    self.checkpoint = tf.train.Checkpoint(**items, best=self.best, pool_stage=self.pool_stage)
+    self.checkpoint = tf.train.Checkpoint(**items, best=self.best)
     self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.workdir / 'checkpoints'),
                                               max_to_keep=c.keep_checkpoints)
     # One traced step per stage (see `pretrain_steps`): they differ in the injection of fresh
@@ -388,14 +384,14 @@ class Trainer:
       self.pool.fill(self._fresh_fns[pretrain](n), start)
 
   def _enter_stage(self):
-    """After pre-training, refills the pool with the config's injections (once: the
-    checkpointed `pool_stage` says whether the pool already holds them)."""
-    if (self.pool is None or int(self.pool_stage.numpy()) == 1
-        or self._pretraining(int(self.step.numpy()))):
+    """Refills the pool with the config's injections before the first step after
+    pre-training. Only then does the pool still hold pre-training samples: every checkpoint up
+    to that step was saved during pre-training, every later one after the refill."""
+    c = self.config
+    if self.pool is None or not c.pretrain_steps or int(self.step.numpy()) != c.pretrain_steps:
       return
     t = time.time()
     self._fill_pool()
-    self.pool_stage.assign(1)
     self.log(f'pre-training done at step {int(self.step.numpy())}: refilled the pool with '
              f'{self.pool.size} fresh {self.config.injection} injections in '
              f'{time.time() - t:.1f}s; training the takeover')
