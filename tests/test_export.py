@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from test_model import random_weights
-from tf_multinca import CAModel, export, multi, takeover
+from tf_multinca import CAModel, export, hub, multi
 from tf_multinca.pretrained import formats
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -208,9 +208,10 @@ def lizard_red_export(mirror, tmp_path_factory):
     return out
   with pytest.MonkeyPatch.context() as mp:
     mp.setenv('TF_MULTINCA_MIRROR', str(mirror))
-    r = takeover.resolve(pairing='lizard_red')
-    model = multi.MultiNCA([r['original'], r['adversary']])
-    info = dict(r['names'], injection=r['injection'], target=r['target'], pairing='lizard_red')
+    r = hub.load_pairing('lizard_red')
+    model = multi.MultiNCA([r.original, r.adversary])
+    info = dict(original=r.original_name, adversary=r.adversary_name, injection=r.injection,
+                target=r.target, pairing='lizard_red')
     export.export(model, out / 'lizard_red', formats=('saved_model', 'tfjs', 'webgl_json'),
                   info=info)
   export.write_index(out)  # last: its presence marks a complete export
@@ -228,7 +229,7 @@ def test_lizard_red_export(lizard_red_export):
   assert [m['name'] for m in index['models']] == ['lizard_red']
   meta = json.loads((d / 'meta.json').read_text())
   assert meta['injection'] == {'kind': 'square', 'side': 2}
-  assert meta['adversary'] == takeover.PAIRINGS['lizard_red']
+  assert meta['adversary'] == hub.PAIRINGS['lizard_red']
   assert meta['selfcheck']['alive_in'] > 300
   assert sorted(p.name for p in (d / 'webgl').iterdir()) == ['rule0.json', 'rule1.json']
   # The self-check output is the reloaded SavedModel's step of the self-check input.

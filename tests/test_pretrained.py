@@ -467,13 +467,48 @@ def test_paper_resize_does_not_antialias():
   assert np.abs(lizard - smooth).max() > 0.1  # not PIL's (antialiased) BILINEAR
 
 
-def test_pad_target():
+def test_build_target_pads_to_the_grid():
   t = targets.load_target(LIZARD, 'distill')
-  padded = targets.pad_target(t, 'distill')
+  padded = targets.build_target(LIZARD, 'distill')
   assert padded.shape == (72, 72, 4)
   np.testing.assert_array_equal(padded[16:56, 16:56], t)
   assert not padded[:16].any() and not padded[:, 56:].any()
-  assert targets.pad_target(targets.load_target(LIZARD, 'paper'), 'paper').shape == (48, 48, 4)
+  assert targets.build_target(LIZARD, 'paper').shape == (48, 48, 4)
+  # Another grid scales the image and its padding: 24 = 20 + 2 x 2 for the paper's 40 + 2 x 4.
+  small = targets.build_target(LIZARD, 'paper', grid=24)
+  np.testing.assert_array_equal(small[2:22, 2:22], targets.load_target(LIZARD, 'paper', size=20))
+  assert not small[:2].any() and not small[22:].any()
+
+
+def test_build_target_centres_a_non_square_distill_image(tmp_path):
+  # Distill thumbnails keep the aspect ratio: a 64x32 image becomes 40x20, centred on 72x72.
+  img = np.zeros([32, 64, 4], np.uint8)
+  img[..., 0], img[..., 3] = 200, 255
+  path = tmp_path / 'wide.png'
+  Image.fromarray(img).save(path)
+  t = targets.build_target(str(path), 'distill')
+  assert t.shape == (72, 72, 4)
+  alpha = t[..., 3] > 0
+  rows, cols = np.nonzero(alpha)
+  assert (rows.min(), rows.max(), cols.min(), cols.max()) == (26, 45, 16, 55)
+
+
+def test_self_target_needs_the_organism():
+  with pytest.raises(targets.TargetError, match='needs the original'):
+    targets.build_target('self:60', 'paper')
+  with pytest.raises(targets.TargetError, match='integer'):
+    targets.build_target('self:x', 'paper', original=pretrained.load('paper/lizard/persist'))
+
+
+@pytest.mark.slow
+def test_self_target_is_the_grown_organism():
+  ca = pretrained.load('paper/lizard/persist')
+  t = targets.build_target('self:60', 'paper', original=ca)
+  assert t.shape == (48, 48, 4) and 0.0 <= t.min() and t.max() <= 1.0
+  alive = (t[..., 3] > 0.1).sum()
+  # A persistent lizard at step 60: a body of a few hundred cells, centred, not the whole grid.
+  assert 150 < alive < 900, alive
+  assert t[24, 24, 3] > 0.5 and not t[0].any()
 
 
 def test_target_errors(tmp_path):

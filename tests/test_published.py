@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_multinca import pretrained, rollout, takeover, targets
+from tf_multinca import hub, pretrained, rollout, takeover, targets
 
 
 def grown_mse(name, target, steps=200, batch=4, convention=None):
   ca = pretrained.load(name, convention)
   x, _ = rollout.grow(ca, steps, batch=batch, seed=1, keep_every=0)
-  t = targets.pad_target(targets.load_target(target, ca.convention), ca.convention)
+  t = targets.build_target(target, ca.convention)
   x = x.numpy()
   return np.mean((x[..., :4] - t) ** 2, axis=(1, 2, 3)), (x[..., 3] > 0.1).sum(axis=(1, 2))
 
@@ -40,7 +40,7 @@ def test_paper_lizard_in_wrong_convention_is_wrong():
   x, _ = rollout.grow(ca, 200, batch=2, size=48, seed=1, keep_every=0)
   good = pretrained.load('paper/lizard/persist')
   y, _ = rollout.grow(good, 200, batch=2, size=48, seed=1, keep_every=0)
-  t = targets.pad_target(targets.load_target('paper/images/lizard', 'paper'), 'paper')
+  t = targets.build_target('paper/images/lizard', 'paper')
   bad = np.mean((x.numpy()[..., :4] - t) ** 2)
   right = np.mean((y.numpy()[..., :4] - t) ** 2)
   assert bad > 3 * right, (bad, right)
@@ -62,17 +62,16 @@ def test_webgl_band_order_matters():
 @pytest.mark.slow
 @pytest.mark.parametrize('pairing', ['lizard_red', 'firework_grow_to_persist'])
 def test_published_pairing_takes_over(pairing):
-  r = takeover.resolve(pairing=pairing)
-  result = takeover.run_takeover(r['original'], r['adversary'], r['injection'],
-                                 r['target_array'], seeds=4, seed=3)
+  r = hub.load_pairing(pairing)
+  result = takeover.run_takeover(r.original, r.adversary, r.injection, r.target_array, seeds=4,
+                                 seed=3)
   end = result.at(560)
   assert end['original_fraction'][0] < 0.02, end
   assert np.all(result.metrics['alive'][-1] > 300), result.metrics['alive'][-1]
   mid = result.at(100)
   assert mid['original_fraction'][0] > end['original_fraction'][0] + 0.1
   if pairing == 'lizard_red':
-    control = takeover.run_takeover(r['original'], None, None, r['target_array'], seeds=4,
-                                    seed=3)
+    control = takeover.run_takeover(r.original, None, None, r.target_array, seeds=4, seed=3)
     # The red lizard matches its red target far better than the green control does.
     assert end['mse'][0] < 0.6 * control.at(560)['mse'][0]
     np.testing.assert_array_equal(control.metrics['original_fraction'][-1], 1.0)
@@ -80,12 +79,12 @@ def test_published_pairing_takes_over(pairing):
 
 @pytest.mark.slow
 def test_growing_firework_control_explodes_and_persistent_control_persists():
-  grow = takeover.resolve(pairing='firework_grow_to_persist', control=True)
-  res = takeover.run_takeover(grow['original'], seeds=2, steps_after=300)
+  grow = hub.load_pairing('firework_grow_to_persist', control=True)
+  res = takeover.run_takeover(grow.original, seeds=2, steps_after=300)
   alive = res.metrics['alive'].mean(1)
   assert alive[-1] > 1.5 * alive[60], 'the growing firework should explode after step ~140'
-  persist = takeover.resolve(pairing='lizard_red', control=True)
-  res = takeover.run_takeover(persist['original'], seeds=2, steps_after=300)
+  persist = hub.load_pairing('lizard_red', control=True)
+  res = takeover.run_takeover(persist.original, seeds=2, steps_after=300)
   alive = res.metrics['alive'].mean(1)
   # Settled by step 160 (the halo of the growth phase is gone); then it holds its shape.
   assert abs(alive[-1] - alive[160]) < 0.05 * alive[160], (alive[160], alive[-1])

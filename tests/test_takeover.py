@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from test_model import random_weights
-from tf_multinca import CAModel, pretrained, render, takeover
+from tf_multinca import CAModel, hub, pretrained, registry, render, takeover, weights_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -129,21 +129,19 @@ def test_strip_has_mask_row_for_multi_states():
 
 
 def test_takeover_accepts_a_locally_registered_model(tmp_path, monkeypatch):
-  from tf_multinca.training import export, registry
   ca = pretrained.load('paper/lizard/persist')
-  weights = tmp_path / 'mine.weights.h5'
-  export.save_weights_h5(ca, weights)
+  weights = weights_file.save(ca, tmp_path / 'mine.weights.h5')
   manifest = tmp_path / 'local.json'
   registry.register('local/my_lizard', weights, convention='paper', role='persistent',
                     organism='lizard', target='paper/images/lizard', manifest=manifest)
   monkeypatch.setenv('TF_MULTINCA_LOCAL_MANIFEST', str(manifest))
-  r = takeover.resolve(original='local/my_lizard',
+  r = hub.load_pairing(original='local/my_lizard',
                        adversary='paper/lizard/virus/lizard_persist_to_red_squareside_2',
                        injection='square:2')
-  assert r['target'] == 'paper/images/lizard' and r['target_array'].shape == (48, 48, 4)
+  assert r.target == 'paper/images/lizard' and r.target_array.shape == (48, 48, 4)
   for name, value in ca.get_rule_weights().items():
-    np.testing.assert_array_equal(r['original'].get_rule_weights()[name], value)
-  res = takeover.run_takeover(r['original'], r['adversary'], r['injection'], r['target_array'],
+    np.testing.assert_array_equal(r.original.get_rule_weights()[name], value)
+  res = takeover.run_takeover(r.original, r.adversary, r.injection, r.target_array,
                               steps_before=60, steps_after=5, seeds=1)
   assert res.metrics['original_fraction'][-1][0] < 1.0
 

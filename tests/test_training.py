@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from test_model import random_weights
-from tf_multinca import CAModel, configs
+from tf_multinca import CAModel, configs, hub, registry, weights_file
 from tf_multinca import export as export_lib
-from tf_multinca.training import export, pool as pool_lib, registry, schedules
+from tf_multinca.training import export, pool as pool_lib, schedules
 
 
 def ages(start, steps, batch=1):
@@ -79,19 +79,19 @@ def test_saved_model_and_h5_round_trip(tmp_path):
   y = export_lib.call_signature(loaded.step, x)
   np.testing.assert_allclose(y.numpy(), ca(x, fire_rate=1.0).numpy(), atol=1e-5)
   assert np.abs(y.numpy() - x.numpy()).max() > 1e-3
-  export.save_weights_h5(ca, tmp_path / 'm.weights.h5')
-  assert export.max_abs_difference(w, export.read_weights_h5(tmp_path / 'm.weights.h5')) == 0.0
+  weights_file.save(ca, tmp_path / 'm.weights.h5')
+  assert export.max_abs_difference(w, weights_file.read(tmp_path / 'm.weights.h5')) == 0.0
   with pytest.raises(ValueError, match='weights.h5'):
-    export.save_weights_h5(ca, tmp_path / 'm.h5')
+    weights_file.save(ca, tmp_path / 'm.h5')
   # Nothing temporary is left behind.
-  assert sorted(p.name for p in tmp_path.iterdir()) == ['m.weights.h5', 'sm']
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['m.weights.h5', 'm.weights.json', 'sm']
 
 
 def test_webgl_round_trip_within_quantisation(tmp_path):
   ca = trained_like_model(2, 'distill')
   w = ca.get_rule_weights()
   export.save_webgl_json(ca, tmp_path / 'm.json')
-  back = export.read_any(tmp_path / 'm.json', 'distill').get_rule_weights()
+  back = hub.load(tmp_path / 'm.json', 'distill').get_rule_weights()
   for name in w:
     scale = 2 * np.abs(w[name]).max()
     assert np.abs(w[name] - back[name]).max() <= scale / 255 / 2 + 1e-6, name
@@ -112,7 +112,7 @@ def test_pairing_saved_model_keeps_both_rules(tmp_path):
 
 def test_registry_register_lookup_resolve(tmp_path, monkeypatch):
   ca = trained_like_model(5)
-  h5 = export.save_weights_h5(ca, tmp_path / 'w' / 'model.weights.h5')
+  h5 = weights_file.save(ca, tmp_path / 'w' / 'model.weights.h5')
   manifest = tmp_path / 'local.json'
   registry.register('local/liz', h5, convention='paper', role='persistent',
                     target='paper/images/lizard', manifest=manifest)
@@ -121,12 +121,12 @@ def test_registry_register_lookup_resolve(tmp_path, monkeypatch):
   assert registry.lookup('local/liz', [manifest])['convention'] == 'paper'
   assert registry.lookup('local/liz', []) is None
   monkeypatch.setenv(registry.LOCAL_MANIFEST_ENV, str(manifest))
-  back = registry.resolve('local/liz')
+  back = hub.load('local/liz')
   assert back.convention.name == 'paper'
   assert export.max_abs_difference(back.get_rule_weights(), ca.get_rule_weights()) == 0.0
-  assert registry.describe('local/liz')['target'] == 'paper/images/lizard'
+  assert hub.describe('local/liz')['target'] == 'paper/images/lizard'
   # A path to the weights resolves too.
-  assert registry.resolve(str(h5)).convention.name == 'paper'
+  assert hub.load(str(h5)).convention.name == 'paper'
   with pytest.raises(registry.RegistryError, match='already registered'):
     registry.register('local/liz', h5, convention='paper', manifest=manifest, overwrite=False)
 

@@ -15,9 +15,12 @@ import pytest
 import tensorflow as tf
 
 from tf_multinca import configs
+from tf_multinca import hub
+from tf_multinca import registry
+from tf_multinca import weights_file
 from tf_multinca import export as export_lib
 from tf_multinca import multi
-from tf_multinca.training import export, loop, registry, sweep
+from tf_multinca.training import export, loop, sweep
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -164,7 +167,7 @@ def test_changed_config_refuses_the_workdir(tmp_path, mirror):
 
 
 @pytest.mark.slow
-def test_train_nca_registers_and_round_trips(tmp_path, mirror):
+def test_train_nca_registers_and_round_trips(tmp_path, mirror, monkeypatch):
   work = tmp_path / 'nca'
   local = tmp_path / 'local.json'
   p = run_tool('train_nca', '--config=nca_paper_persistent_testing', f'--workdir={work}',
@@ -175,12 +178,13 @@ def test_train_nca_registers_and_round_trips(tmp_path, mirror):
   assert doc['kind'] == 'nca' and np.isfinite(doc['eval']['mse'])
   assert registry.lookup('local/tiny_lizard', [work / 'registered.json'])
   assert registry.lookup('local/tiny_lizard', [local])
-  trained = registry.resolve('local/tiny_lizard', manifests=[local]).get_rule_weights()
+  monkeypatch.setenv(registry.LOCAL_MANIFEST_ENV, str(local))
+  trained = hub.load('local/tiny_lizard').get_rule_weights()
   # The trained rule is not the zero-initialised one, and round-trips through all 3 formats.
   assert np.abs(trained['conv2/kernel']).max() > 0
-  sm = export.read_any(work / 'export' / 'saved_model').get_rule_weights()
-  h5 = export.read_any(work / 'export' / 'model.weights.h5').get_rule_weights()
-  gl = export.read_any(work / 'export' / 'model.webgl.json', 'paper').get_rule_weights()
+  sm, _ = export.read_saved_model(work / 'export' / 'saved_model')
+  h5 = hub.load(work / 'export' / 'model.weights.h5').get_rule_weights()
+  gl = hub.load(work / 'export' / 'model.webgl.json', 'paper').get_rule_weights()
   assert export.max_abs_difference(sm, trained) == 0.0
   assert export.max_abs_difference(h5, trained) == 0.0
   for name in trained:
@@ -280,7 +284,7 @@ def test_best_validated_weights_survive_resume_and_are_exported(tmp_path, mirror
   # The export holds the weights of the best step's checkpoint, not the last step's.
   ckpt = loop.Trainer(c, tmp_path / 'probe', log=lambda m: None)
   ckpt.checkpoint.restore(str(work / 'checkpoints' / f'ckpt-{best}')).expect_partial()
-  exported = export.read_weights_h5(work / 'export' / 'adversary.weights.h5')
+  exported = weights_file.read(work / 'export' / 'adversary.weights.h5')
   assert export.max_abs_difference(exported, ckpt.trainee.get_rule_weights()) == 0.0
   ckpt.checkpoint.restore(str(work / 'checkpoints' / 'ckpt-4')).expect_partial()
   assert export.max_abs_difference(exported, ckpt.trainee.get_rule_weights()) > 1e-3

@@ -137,7 +137,7 @@ def grow_states(batch=6, grow_steps=60, seed=0, step_kwargs=None):
       mask = injection.square_mask(y, 2, conv.padding, rng)
       y = injection.inject(y, mask, 0, adv)
     grown[k] = y
-  target = tf.constant(targets.pad_target(targets.load_target(TARGET, conv), conv))
+  target = tf.constant(targets.build_target(TARGET, conv))
   return States(single=x, multi=grown, rules=rules, target=target)
 
 

@@ -38,6 +38,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from tf_multinca import errors
 from tf_multinca import fileio
 from tf_multinca import injection as inj
 from tf_multinca import layout
@@ -53,7 +54,7 @@ TFJS_INSTALL = f'pip install --no-deps tensorflowjs=={TFJS_VERSION}'
 META_VERSION = 1
 
 
-class ExportError(RuntimeError):
+class ExportError(errors.Error, RuntimeError):
   """An export that cannot be made (missing converter, failed conversion, bad arguments)."""
 
 

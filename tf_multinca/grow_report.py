@@ -33,7 +33,7 @@ def grow_models(models, workdir, steps=200, batch=4, seed=0, zoom=4):
     line = f'{name} ({conv.name}, {steps} steps): {png}, {gif}'
     target = _target_of(name, pretrained)
     if target is not None:
-      t = targets.pad_target(targets.load_target(target, conv), conv)
+      t = targets.build_target(target, conv)
       mse = np.mean((x.numpy()[..., :4] - t) ** 2, axis=(1, 2, 3))
       (workdir / f'{stem}_mse.txt').write_text(
           f'MSE of RGBA vs {target}: {mse.mean():.6f} ± {mse.std():.6f} over {batch} seeds\n')

@@ -8,6 +8,7 @@ import re
 
 import tensorflow as tf
 
+from tf_multinca import errors
 from tf_multinca import layout
 from tf_multinca import model as model_lib
 from tf_multinca import perception
@@ -15,7 +16,7 @@ from tf_multinca import perception
 MATURE = perception.ALIVE_THRESHOLD
 
 
-class InjectionError(ValueError):
+class InjectionError(errors.Error, ValueError):
   """An injection that cannot be made (bad spec, or it does not fit the organism)."""
 
 

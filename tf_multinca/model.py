@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from tf_multinca import errors
 from tf_multinca import conventions as conv_lib
 from tf_multinca import fast
 from tf_multinca import layout
@@ -25,7 +26,7 @@ def weight_shapes(channel_n=layout.CHANNEL_N, hidden_n=layout.HIDDEN_UNITS):
   }
 
 
-class WeightMismatchError(ValueError):
+class WeightMismatchError(errors.Error, ValueError):
   """Weights that do not fit the model: lists every missing, unexpected and mis-shaped tensor."""
 
   def __init__(self, source, missing=(), unexpected=(), misshaped=()):

@@ -5,6 +5,8 @@ Images are NumPy arrays: float RGB in [0, 1] `[..., H, W, 3]` or uint8.
 
 import numpy as np
 from PIL import Image
+from PIL import ImageDraw
+from PIL import ImageFont
 
 from tf_multinca import conventions as conv_lib
 from tf_multinca import fileio
@@ -110,14 +112,17 @@ def save_gif(frames, path, duration_ms=40, loop=0):
       loop=loop, optimize=False), suffix='.gif')
 
 
-def evolution_strip(states, convention='paper', zoom_factor=4, with_mask=True, pad=2):
+def evolution_strip(states, convention='paper', zoom_factor=4, with_mask=True, pad=2,
+                    steps=None):
   """The paper's fig. 12 / 14 strip: the organism over time, the cell mask below it.
 
   Args:
     states: `[T, H, W, C]` states of one sample at chosen steps (C = 16 or 15 + k).
+    steps: the `T` steps of the frames: each frame gets a 't = N' label above it (None: no
+      labels).
 
   Returns:
-    `[rows * H * zoom, T * W * zoom, 3]` float image (rows = 2 with the mask).
+    `[rows * H * zoom (+ label band), T * W * zoom, 3]` float image (rows = 2 with the mask).
   """
   states = _np(states)
   rows = [state_to_rgb(states, convention)]
@@ -125,7 +130,41 @@ def evolution_strip(states, convention='paper', zoom_factor=4, with_mask=True, p
     rows.append(cell_mask_rgb(states))
   t = states.shape[0]
   images = np.concatenate(rows, 0)  # row-major: all organisms, then all masks
-  return tile(zoom(images, zoom_factor), cols=t, pad=pad)
+  strip = tile(zoom(images, zoom_factor), cols=t, pad=pad)
+  if steps is None:
+    return strip
+  if len(steps) != t:
+    raise ValueError(f'{len(steps)} step labels for {t} frames')
+  return label_columns(strip, [f't = {int(s)}' for s in steps], states.shape[2] * zoom_factor,
+                       pad)
+
+
+def label_columns(img, labels, width, pad=2, band=14):
+  """Adds a white band above `img` with `labels[i]` centred over column `i` (of `width` pixels,
+  `pad` apart). Drawn with Pillow's bundled font, so it works offline.
+
+  Returns:
+    `[band + H, W, 3]` float image in [0, 1].
+  """
+  img = to_uint8(img)
+  out = Image.new('RGB', (img.shape[1], img.shape[0] + band), 'white')
+  out.paste(Image.fromarray(img), (0, band))
+  draw = ImageDraw.Draw(out)
+  font = ImageFont.load_default()
+  for i, text in enumerate(labels):
+    left, _, right, _ = draw.textbbox((0, 0), text, font=font)
+    x = i * (width + pad) + (width - (right - left)) // 2
+    draw.text((max(x, 0), 1), text, fill='black', font=font)
+  return np.asarray(out, np.float32) / 255.0
+
+
+def title(img, text, band=16):
+  """Adds a white band with `text` above `img` (float or uint8 `[H, W, 3]`); returns float."""
+  img = to_uint8(img)
+  out = Image.new('RGB', (img.shape[1], img.shape[0] + band), 'white')
+  out.paste(Image.fromarray(img), (0, band))
+  ImageDraw.Draw(out).text((2, 2), text, fill='black', font=ImageFont.load_default())
+  return np.asarray(out, np.float32) / 255.0
 
 
 def to_pil(img):

@@ -1,7 +1,8 @@
 """Grow an organism, inject adversaries, and follow the takeover step by step.
 
-The library behind `python -m tools.takeover`: one function runs a batched rollout (one sample
-per seed) and returns per-step metrics and recorded states; `write_outputs` writes them.
+The library behind `python -m tools.takeover`: `run_takeover` runs a batched rollout (one sample
+per seed) and returns per-step metrics and recorded states; `write_outputs` writes them;
+`run_named` and `report` do both for names (`hub.load_pairing`).
 """
 
 import csv
@@ -13,7 +14,9 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
+from tf_multinca import errors
 from tf_multinca import fileio
+from tf_multinca import hub
 from tf_multinca import injection as inj
 from tf_multinca import layout
 from tf_multinca import metrics
@@ -23,7 +26,7 @@ from tf_multinca import render
 METRIC_NAMES = ('original_fraction', 'alive', 'mse')
 
 
-class TakeoverError(ValueError):
+class TakeoverError(errors.Error, ValueError):
   """A takeover that cannot be run as asked (conventions, injection, arguments)."""
 
 
@@ -253,106 +256,21 @@ def write_outputs(result, workdir, name='takeover', info=None, tensorboard=True,
   return paths
 
 
-# Names.
-
-# Short names of the paper's published pairings (fig. 12 and 14), for the command line.
-PAIRINGS = {
-    'lizard_red': 'paper/lizard/virus/lizard_persist_to_red_squareside_2',
-    'lizard_no_tail': 'paper/lizard/virus/lizard_persist_to_no_tail_squareside_2',
-    'lizard_blue': 'paper/lizard/virus/lizard_persist_to_blue_squareside_2',
-    'lizard_red_spray': 'paper/lizard/virus/lizard_persist_to_red_virusrate_10%',
-    'bug_to_butterfly': 'paper/bug/virus/bug_persist_to_butterfly_squareside_2',
-    'lizard_grow_to_persist': 'paper/lizard/virus/lizard_growing_to_persist_squareside_3',
-    'butterfly_grow_to_persist': 'paper/butterfly/virus/butterfly_growing_to_persist_virusrate_3%',
-    'firework_grow_to_persist': 'paper/firework/virus/firework_growing_to_persist_virusrate_50%',
-}
-
-
-def _load_model(name_or_path, convention=None):
-  """A locally registered name, a manifest name, or a weight path -> `CAModel`."""
-  from tf_multinca.training import registry  # pylint: disable=g-import-not-at-top
-  return registry.resolve(name_or_path, convention)
-
-
-def _target(spec, convention):
-  from tf_multinca import targets  # pylint: disable=g-import-not-at-top
-  if spec is None:
-    return None
-  return targets.pad_target(targets.load_target(spec, convention), convention)
-
-
-def resolve(pairing=None, original=None, adversary=None, injection=None, target=None,
-            control=False, convention=None):
-  """Resolves names into models, injection and target.
-
-  Args:
-    pairing: a short name of `PAIRINGS` or a manifest adversary name.
-    original, adversary: manifest names or weight paths (instead of `pairing`).
-    injection: overrides the pairing's recorded injection.
-    target: a manifest target, PNG path or emoji; default the pairing's (or the original's).
-    control: drop the adversary (the organism alone).
-    convention: load every model in this convention (default: the pairing's or the original's).
-
-  Returns:
-    dict(original, adversary, injection, target, names).
-
-  Raises:
-    TakeoverError: unknown or contradictory names.
-  """
-  from tf_multinca import pretrained  # pylint: disable=g-import-not-at-top
-  if pairing is not None:
-    if original is not None or adversary is not None:
-      raise TakeoverError('give either a pairing or --original/--adversary, not both')
-    name = PAIRINGS.get(pairing, pairing)
-    try:
-      entry = pretrained.get(name)
-    except (KeyError, ValueError) as e:
-      raise TakeoverError(f'unknown pairing {pairing!r}: short names are {sorted(PAIRINGS)}; '
-                          f'or give a manifest adversary name ({e})') from None
-    if entry.original is None:
-      raise TakeoverError(f'{name} is not an adversary with a recorded original; short names '
-                          f'are {sorted(PAIRINGS)}')
-    pair = pretrained.load_pairing(name)
-    conv = convention or pair.original.convention
-    orig_model = pair.original if convention is None else _load_model(pair.original_name, conv)
-    adv_model = pair.adversary if convention is None else _load_model(name, conv)
-    injection = injection if injection is not None else pair.injection
-    if target is None:
-      target = pair.target if not control else pretrained.get(pair.original_name).target
-    names = {'original': pair.original_name, 'adversary': None if control else name}
-  else:
-    if original is None:
-      raise TakeoverError('give a --pairing, or an --original (and an --adversary)')
-    orig_model = _load_model(original, convention)
-    adv_model = None if adversary is None else _load_model(adversary, convention)
-    if target is None:
-      from tf_multinca.training import registry  # pylint: disable=g-import-not-at-top
-      target = registry.describe(original).get('target') or None
-    names = {'original': str(original), 'adversary': None if control else adversary}
-  if control:
-    adv_model, injection = None, None
-  if adv_model is not None and injection is None:
-    raise TakeoverError('no injection recorded for this adversary: pass --injection '
-                        '(square:S, spray:P or checkerboard)')
-  conv = orig_model.convention
-  return dict(original=orig_model, adversary=adv_model,
-              injection=None if injection is None else inj.parse_injection(injection),
-              target=target, target_array=_target(target, conv), names=names)
-
-
 def run_named(workdir, name='takeover', steps_before=60, steps_after=500, seeds=8, seed=0,
               mode='multi', gif_every=5, **names):
-  """Resolves `names` (see `resolve`), runs the takeover and writes every output to `workdir`.
+  """Resolves `names` (`hub.load_pairing`'s arguments), runs the takeover and writes every
+  output to `workdir`.
 
   Returns:
     (TakeoverResult, {output: path}).
   """
-  r = resolve(**names)
-  result = run_takeover(r['original'], r['adversary'], r['injection'], r['target_array'],
+  r = hub.load_pairing(**names)
+  result = run_takeover(r.original, r.adversary, r.injection, r.target_array,
                         steps_before=steps_before, steps_after=steps_after, seeds=seeds,
                         seed=seed, mode=mode, gif_every=gif_every)
-  info = dict(r['names'], injection=r['injection'], target=r['target'], mode=mode, seed=seed,
-              steps_before=steps_before, steps_after=steps_after)
+  info = dict(original=r.original_name, adversary=r.adversary_name, injection=r.injection,
+              target=r.target, mode=mode, seed=seed, steps_before=steps_before,
+              steps_after=steps_after)
   report = [s for s in (100, 200, steps_before + steps_after) if s <= steps_before + steps_after]
   paths = write_outputs(result, workdir, name=name, info=info, report_steps=report)
   return result, paths
@@ -367,7 +285,7 @@ def report(workdir, pairings=None, seeds=8, seed=0, steps_before=60, steps_after
   """
   workdir = pathlib.Path(workdir)
   rows = {}
-  for short in pairings or sorted(PAIRINGS):
+  for short in pairings or sorted(hub.PAIRINGS):
     for control in (False, True):
       name = short + ('_control' if control else '')
       result, _ = run_named(workdir / name, name=name, steps_before=steps_before,

@@ -15,8 +15,12 @@ import pathlib
 import numpy as np
 from PIL import Image
 from PIL import UnidentifiedImageError
+import tensorflow as tf
 
+from tf_multinca import errors
 from tf_multinca import conventions as conv_lib
+from tf_multinca import metrics
+from tf_multinca import multi
 from tf_multinca.pretrained.fetch import fetch
 from tf_multinca.pretrained.manifest import UnknownEntryError
 from tf_multinca.pretrained.manifest import load_manifest
@@ -25,7 +29,7 @@ from tf_multinca.pretrained.manifest import load_manifest
 _VS16 = '\ufe0f'
 
 
-class TargetError(ValueError):
+class TargetError(errors.Error, ValueError):
   """A target that cannot be loaded; the message names the input and how to fix it."""
 
 
@@ -164,18 +168,48 @@ def load_target(spec, convention='distill', size=None):
   return prepare_target(_open_rgba(path, what), convention, size)
 
 
-def pad_target(target, convention='distill'):
-  """Pads a target with `convention.target_pad` zero cells on each side.
+def build_target(spec, convention='paper', grid=None, original=None, fire_rate=None):
+  """The one target builder: a `[grid, grid, 4]` float32 target for a rollout.
 
   Args:
-    target: `[H, W, 4]` array.
-    convention: 'distill' (16: 40 -> 72) | 'paper' (4: 40 -> 48) | a `Convention`.
+    spec: a `load_target` spec (manifest image, PNG path, emoji), or 'self:N': the organism
+      `original` itself, its mean `[RGB, alpha]` over 8 organisms after N steps (seed 0), for
+      targets that were never published (the growing butterfly).
+    convention: 'paper' | 'distill' | a `Convention`.
+    grid: grid side; None for the convention's. The image side and its padding scale with it
+      (paper: 40 + 2 x 4 on 48; distill: 40 + 2 x 16 on 72).
+    original: the organism (a `CAModel`), for 'self:N'.
+    fire_rate: its fire rate for 'self:N' (None: the model's).
 
   Returns:
-    `[H + 2p, W + 2p, 4]` float32.
+    `[grid, grid, 4]` float32, the image centred (a non-square Distill thumbnail too).
+
+  Raises:
+    TargetError: a bad spec, or 'self:N' without an original.
   """
-  p = conv_lib.get_convention(convention).target_pad
-  target = np.asarray(target, np.float32)
-  if target.ndim != 3:
-    raise ValueError(f'pad_target expects [H, W, C], got shape {target.shape}')
-  return np.pad(target, [(p, p), (p, p), (0, 0)])
+  conv = conv_lib.get_convention(convention)
+  grid = int(grid or conv.grid_size)
+  if isinstance(spec, str) and spec.startswith('self:'):
+    if not spec[5:].isdigit():
+      raise TargetError(f"target {spec!r}: 'self:N' needs an integer N (steps of growth)")
+    if original is None:
+      raise TargetError(f'target {spec!r} is the organism itself: it needs the original model')
+    return _self_target(original, int(spec[5:]), grid, fire_rate)
+  pad = int(round(grid * conv.target_pad / conv.grid_size))
+  image = load_target(spec, conv, size=grid - 2 * pad)
+  h, w = image.shape[:2]
+  out = np.zeros([grid, grid, 4], np.float32)
+  top, left = (grid - h) // 2, (grid - w) // 2
+  out[top:top + h, left:left + w] = image
+  return out
+
+
+def _self_target(original, steps, grid, fire_rate, seeds=8, seed=0):
+  """The organism's own mean `[RGB, alpha]` after `steps` steps, on the multi layout."""
+  net = multi.MultiNCA([original])
+  rng = tf.random.Generator.from_seed(seed)
+  x = net.seed(seeds, grid)
+  step = tf.function(lambda s: net(s, fire_rate=fire_rate, rng=rng))
+  for _ in range(steps):
+    x = step(x)
+  return np.clip(metrics.rgba_view(x).numpy().mean(0), 0.0, 1.0).astype(np.float32)

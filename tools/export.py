@@ -23,12 +23,12 @@ from absl import logging
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from tf_multinca import export
-from tf_multinca import takeover
+from tf_multinca import hub
 
 DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / 'web' / 'models'
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list('pairing', [], 'pairings: short names (' + ', '.join(sorted(takeover.PAIRINGS))
+flags.DEFINE_list('pairing', [], 'pairings: short names (' + ', '.join(sorted(hub.PAIRINGS))
                   + ') or manifest adversary names')
 flags.DEFINE_list('model', [], 'single rules: manifest model names or weight files')
 flags.DEFINE_list('format', ['tfjs'], 'comma-separated: ' + ', '.join(export.FORMATS))
@@ -49,16 +49,16 @@ def _safe_name(name):
 
 def _models():
   """[(name, model, info)] from the flags."""
-  from tf_multinca import pretrained  # pylint: disable=g-import-not-at-top
   out = []
   for p in FLAGS.pairing:
-    r = takeover.resolve(pairing=p, convention=FLAGS.convention)
-    model = export.multi.MultiNCA([r['original'], r['adversary']])
-    info = dict(r['names'], injection=r['injection'], target=r['target'], pairing=p)
+    r = hub.load_pairing(p, convention=FLAGS.convention)
+    model = export.multi.MultiNCA([r.original, r.adversary])
+    info = dict(original=r.original_name, adversary=r.adversary_name, injection=r.injection,
+                target=r.target, pairing=p)
     out.append((_safe_name(p), model, info))
   for m in FLAGS.model:
     out.append((_safe_name(pathlib.Path(m).stem if os.path.exists(m) else m),
-                pretrained.load(m, FLAGS.convention), {'model': m}))
+                hub.load(m, FLAGS.convention), {'model': m}))
   return out
 
 

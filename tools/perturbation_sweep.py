@@ -8,14 +8,12 @@ Writes sweep.csv, sweep.md, sweep.json and sweep.png under --workdir; each run l
 <workdir>/<regime>/spray_<pct> and resumes. The work is in tf_multinca.training.sweep.
 """
 
-import sys
-
 from absl import app
 from absl import flags
 
 from tf_multinca import configs
 from tf_multinca.configs import adversary
-from tf_multinca.training import loop
+from tf_multinca.training import cli
 from tf_multinca.training import sweep
 
 FLAGS = flags.FLAGS
@@ -55,19 +53,15 @@ def _check_set(values):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  try:
+
+  def job():
     out = sweep.run_sweep(FLAGS.workdir, FLAGS.regimes, [float(r) for r in FLAGS.rates],
                           FLAGS.set, log=lambda m: print(m, flush=True))
-  except loop.DivergedError as e:
-    print(f'training diverged: {e}', file=sys.stderr)
-    return 3
-  except (loop.TrainingError, configs.ConfigError, ValueError, OSError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  print(open(out['markdown'], encoding='utf-8').read())
-  for k in ('csv', 'markdown', 'png'):
-    print(f'{k}: {out[k]}')
-  return 0
+    print(open(out['markdown'], encoding='utf-8').read())
+    for k in ('csv', 'markdown', 'png'):
+      print(f'{k}: {out[k]}')
+
+  return cli.guarded(job)
 
 
 if __name__ == '__main__':

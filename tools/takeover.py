@@ -5,10 +5,11 @@ r"""Grow a published organism, inject adversaries and follow the takeover.
         --adversary=paper/lizard/virus/lizard_persist_to_red_squareside_2 \
         --injection=spray:0.1 --seeds=8 --workdir=runs/takeover/custom
     python -m tools.takeover --pairing=lizard_red --control --workdir=runs/takeover/control
+    python -m tools.takeover --pairing=results/lizard_red --workdir=runs/takeover/ours
 
 Writes `<name>_metrics.json` / `.csv` (original-cell fraction, alive cells and MSE per step, mean
 and std over seeds), `<name>_strip.png`, `<name>.gif` and TensorBoard logs under `--workdir`.
-This file is intentionally kept short: the work is in `tf_multinca.takeover`.
+The work is in `tf_multinca.takeover`.
 """
 
 import sys
@@ -16,14 +17,17 @@ import sys
 from absl import app
 from absl import flags
 
+from tf_multinca import errors
+from tf_multinca import hub
 from tf_multinca import injection
 from tf_multinca import takeover
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('pairing', None, 'short name (' + ', '.join(sorted(takeover.PAIRINGS)) +
-                    ') or manifest adversary name')
-flags.DEFINE_string('original', None, 'original organism: manifest name or weight file')
-flags.DEFINE_string('adversary', None, 'adversary: manifest name or weight file')
+flags.DEFINE_string('pairing', None, 'short name (' + ', '.join(sorted(hub.PAIRINGS)) +
+                    '), a published adversary name, or one of ours: results/<experiment>')
+flags.DEFINE_string('original', None, 'original organism: a model name (published, '
+                    'results/..., registered) or a weight file')
+flags.DEFINE_string('adversary', None, 'adversary: a model name or a weight file')
 flags.DEFINE_string('injection', None, 'square:S | spray:P (0..1 or P%) | checkerboard; '
                     'default the pairing\'s own')
 flags.DEFINE_string('target', None, 'target: manifest name, PNG path or emoji; default the '
@@ -65,7 +69,7 @@ def main(argv):
         gif_every=FLAGS.gif_every, pairing=FLAGS.pairing, original=FLAGS.original,
         adversary=FLAGS.adversary, injection=FLAGS.injection, target=FLAGS.target,
         control=FLAGS.control, convention=FLAGS.convention)
-  except (ValueError, KeyError, OSError) as e:
+  except (errors.Error, OSError) as e:
     print(f'takeover: {e}', file=sys.stderr)
     return 2
   total = FLAGS.steps_before + FLAGS.steps_after

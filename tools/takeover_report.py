@@ -8,11 +8,12 @@ This file is intentionally kept short: the work is in `tf_multinca.takeover.repo
 from absl import app
 from absl import flags
 
+from tf_multinca import hub
 from tf_multinca import takeover
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'output directory', required=True)
-flags.DEFINE_list('pairings', None, 'subset of ' + ', '.join(sorted(takeover.PAIRINGS)))
+flags.DEFINE_list('pairings', None, 'subset of ' + ', '.join(sorted(hub.PAIRINGS)))
 flags.DEFINE_integer('seeds', 8, 'samples per pairing', lower_bound=1)
 flags.DEFINE_integer('seed', 0, 'random seed')
 flags.DEFINE_integer('steps_after', 500, 'steps after injection', lower_bound=1)
@@ -20,7 +21,7 @@ flags.DEFINE_integer('steps_after', 500, 'steps after injection', lower_bound=1)
 
 @flags.validator('pairings', message='unknown pairing; see --helpfull')
 def _check(values):
-  return values is None or all(v in takeover.PAIRINGS for v in values)
+  return values is None or all(v in hub.PAIRINGS for v in values)
 
 
 def main(argv):

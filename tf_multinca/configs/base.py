@@ -9,6 +9,10 @@ ignored by it. Overrides from the command line are `key=value` strings (`apply_o
 import dataclasses
 import typing
 
+from tf_multinca import errors
+from tf_multinca import injection as inj
+from tf_multinca import registry
+
 KINDS = ('adversary', 'nca')
 INITS = ('random', 'copy')
 REPLACE_POLICIES = ('worst', 'expired')
@@ -24,7 +28,7 @@ RESUMABLE_CHANGES = frozenset({
     'debug_nan_step', 'eval_every', 'keep_best'})
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.Error, ValueError):
   """A config that cannot run: names the field and how to fix it."""
 
 
@@ -36,7 +40,7 @@ class TrainConfig:
   description: str = ''  # One line: which experiment of which paper this is.
   kind: str = 'adversary'  # 'adversary': train rule 1 against a frozen rule 0; 'nca': one NCA.
   original: str = 'paper/lizard/persist'  # adversary: the frozen organism: a manifest name, a
-  # registered name (training.registry) or a weight file.
+  # registered name (registry) or a weight file.
   target: str = 'paper/images/lizard_red'  # Target image: manifest image name, PNG path, emoji,
   # or 'self:N' (adversary: the original's own mean RGBA after N steps, for unpublished targets).
   convention: str = 'paper'  # 'paper' (48x48 torus, straight colours) or 'distill' (72x72).
@@ -212,7 +216,6 @@ def validate(c):
     _check(bool(c.original), 'original', 'an adversary needs the original organism')
     _check(c.adversary_init in INITS, 'adversary_init', f'{c.adversary_init!r}; expected one '
            f'of {INITS}')
-    from tf_multinca import injection as inj  # pylint: disable=g-import-not-at-top
     try:
       spec = inj.parse_injection(c.injection)
     except inj.InjectionError as e:
@@ -269,7 +272,6 @@ def validate(c):
   _check(c.eval_every >= 0, 'eval_every', 'must be >= 0 (0: no validation during the run)')
   _check(c.kind == 'nca' or not c.register, 'register', 'only an nca run can be registered')
   if c.register:
-    from tf_multinca.training import registry  # pylint: disable=g-import-not-at-top
     try:
       registry.check_name(c.register)
     except ValueError as e:

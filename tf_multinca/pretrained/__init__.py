@@ -14,6 +14,7 @@ import dataclasses
 import os
 import pathlib
 
+from tf_multinca import errors
 from tf_multinca import conventions as conv_lib
 from tf_multinca import model as model_lib
 from tf_multinca.pretrained import manifest as manifest_lib
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-class PretrainedError(ValueError):
+class PretrainedError(errors.Error, ValueError):
   """A name that is neither a manifest model nor a weight file, or an entry of the wrong kind."""
 
 

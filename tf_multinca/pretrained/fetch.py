@@ -24,6 +24,7 @@ import zipfile
 
 import requests
 
+from tf_multinca import errors
 from tf_multinca.pretrained import manifest as manifest_lib
 
 CACHE_ENV = 'TF_MULTINCA_CACHE'
@@ -35,7 +36,7 @@ _CHUNK = 1 << 16
 _TRANSIENT_STATUS = (408, 425, 429, 500, 502, 503, 504)
 
 
-class FetchError(OSError):
+class FetchError(errors.Error, OSError):
   """A file that could not be obtained (missing from the mirror, HTTP error, network failure)."""
 
 

@@ -31,17 +31,18 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
+from tf_multinca import errors
 from tf_multinca import layout
 from tf_multinca import model as model_lib
 
 FORMATS = ('pt', 'tf_checkpoint', 'tf_checkpoint_zip', 'webgl_json')
 
 
-class UnsafePickleError(ValueError):
+class UnsafePickleError(errors.Error, ValueError):
   """A pickle asked for something a float32 state_dict does not need; nothing was run."""
 
 
-class WeightFormatError(ValueError):
+class WeightFormatError(errors.Error, ValueError):
   """A weight file that is malformed or in a layout this module does not read."""
 
 

@@ -14,6 +14,8 @@ import json
 import os
 import pathlib
 
+from tf_multinca import errors
+
 MANIFEST_ENV = 'TF_MULTINCA_MANIFEST'
 MODEL_FORMATS = ('pt', 'webgl_json', 'tf_checkpoint')
 FORMATS = MODEL_FORMATS + ('zip', 'png', 'license')
@@ -22,11 +24,11 @@ _KIND_OF_FORMAT = {'pt': 'model', 'webgl_json': 'model', 'tf_checkpoint': 'model
                    'zip': 'archive', 'license': 'license'}
 
 
-class ManifestError(ValueError):
+class ManifestError(errors.Error, ValueError):
   """A manifest that cannot be found or read."""
 
 
-class UnknownEntryError(KeyError):
+class UnknownEntryError(errors.Error, KeyError):
   """A name that is not in the manifest; the message lists close matches."""
 
   def __init__(self, name, known):

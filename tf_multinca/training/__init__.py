@@ -4,11 +4,10 @@
     training.train(configs.get_config('lizard_red'), 'runs/lizard_red')
 
 Modules: `loop` (Trainer, train), `schedules` (loss weights over age, learning rates), `pool`
-(device-resident sample pool, damage), `evaluate`, `export` (SavedModel, .weights.h5, WebGL
-JSON and read-back), `registry` (local registration, `resolve`), `sweep` (fig. 15).
+(device-resident sample pool, damage), `evaluate`, `export` (SavedModel, WebGL JSON), `sweep`
+(fig. 15), `reproduce` (the paper's experiments into the results zoo).
 """
 
 from tf_multinca.training.loop import DivergedError, Trainer, TrainingError, train
-from tf_multinca.training.registry import resolve
 
-__all__ = ['DivergedError', 'Trainer', 'TrainingError', 'resolve', 'train']
+__all__ = ['DivergedError', 'Trainer', 'TrainingError', 'train']

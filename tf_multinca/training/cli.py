@@ -10,6 +10,7 @@ from absl import flags
 from absl import logging
 
 from tf_multinca import configs
+from tf_multinca import errors
 from tf_multinca.training import distribute
 from tf_multinca.training import loop
 
@@ -97,17 +98,27 @@ def main(kind, direct, argv):
     raise app.UsageError(f'--config={config.name} is an {config.kind} config; use the '
                          f'tools.train_{"nca" if config.kind == "nca" else "adversary"} binary')
   logging.info('config %s: %s', config.name, config)
-  try:
+
+  def job():
     strategy = distribute.make_strategy(f.strategy, f.cpu_devices)
     if strategy.num_replicas_in_sync > 1:
       _log(f'{f.strategy} strategy over {strategy.num_replicas_in_sync} replicas: '
            f'{", ".join(strategy.extended.worker_devices)}')
     loop.train(config, f.workdir, log=_log, strategy=strategy)
+
+  return guarded(job)
+
+
+def guarded(job):
+  """Runs `job()` and returns the binaries' exit status: 0 done, 2 bad input or a state the
+  user can fix (`errors.Error`, a file system error: one line on stderr), 3 a diverged loss.
+  Anything else is a bug and keeps its traceback."""
+  try:
+    job()
   except loop.DivergedError as e:
     print(f'training diverged: {e}', file=sys.stderr)
     return 3
-  except (loop.TrainingError, configs.ConfigError, distribute.StrategyError, ValueError,
-          KeyError, OSError) as e:
+  except (errors.Error, OSError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
   return 0

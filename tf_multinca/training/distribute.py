@@ -9,10 +9,12 @@ same code and agree up to float round-off.
 
 import tensorflow as tf
 
+from tf_multinca import errors
+
 STRATEGIES = ('default', 'mirrored')
 
 
-class StrategyError(ValueError):
+class StrategyError(errors.Error, ValueError):
   """A strategy that cannot be set up as asked (bad name, devices already initialised)."""
 
 

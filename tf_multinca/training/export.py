@@ -1,7 +1,7 @@
-"""Export of trained rules: SavedModel, Keras `.weights.h5`, Distill WebGL JSON; and read-back.
+"""Export of trained rules: the SavedModel and Distill WebGL JSON of a training run.
 
-Every writer is atomic. The readers return the canonical weight dict of `model.WEIGHT_NAMES`, so
-a model round-trips through `CAModel.set_rule_weights`.
+Every writer is atomic. (`.weights.h5` files are `weights_file`'s; models load by name through
+`hub.load`, which never loads a SavedModel.)
 """
 
 import json
@@ -33,7 +33,11 @@ def save_saved_model(rules, path, info=None):
 
 
 def read_saved_model(path, rule=-1):
-  """(canonical weights of rule `rule` (default the last: the adversary), info dict)."""
+  """(canonical weights of rule `rule` (default the last: the adversary), info dict).
+
+  Loading a SavedModel runs its graph: only for files this project wrote (tests of the
+  export). Names and paths from users go through `hub.load`, which refuses SavedModels.
+  """
   loaded = tf.saved_model.load(os.fspath(path))
   info = json.loads(loaded.info.numpy().decode('utf-8'))
   tensors = loaded.rule_weights[rule]
@@ -42,39 +46,10 @@ def read_saved_model(path, rule=-1):
   return weights, info
 
 
-def save_weights_h5(ca, path):
-  """Writes one CAModel's weights as Keras `.weights.h5` (the name must end so)."""
-  if not str(path).endswith('.weights.h5'):
-    raise ValueError(f'{path}: a Keras weights file must end in .weights.h5')
-  return io.write_file(path, ca.save_weights, suffix='.weights.h5')
-
-
-def read_weights_h5(path, convention='paper'):
-  """The canonical weights of a `.weights.h5` written by `save_weights_h5`."""
-  ca = model_lib.CAModel(convention=convention)
-  ca.load_weights(os.fspath(path))
-  return ca.get_rule_weights()
-
-
 def save_webgl_json(ca, path):
   """Writes one CAModel as Distill WebGL uint8 JSON (lossy: 256 levels per tensor)."""
   weights = ca.get_rule_weights()
   return io.write_file(path, lambda tmp: formats.write_webgl_json(weights, tmp), suffix='.json')
-
-
-def read_any(path, convention=None):
-  """A CAModel from any exported file: a SavedModel dir, `.weights.h5`, or what
-  `pretrained.load` reads (`.pt`, WebGL `.json`, checkpoints)."""
-  path = os.fspath(path)
-  if os.path.isdir(path) and os.path.exists(os.path.join(path, 'saved_model.pb')):
-    weights, info = read_saved_model(path)
-    conv = convention or info['convention']
-    return model_lib.CAModel(convention=conv).set_rule_weights(weights, source=path)
-  if path.endswith('.weights.h5'):
-    return model_lib.CAModel(convention=convention or 'paper').set_rule_weights(
-        read_weights_h5(path, convention or 'paper'), source=path)
-  from tf_multinca import pretrained  # pylint: disable=g-import-not-at-top
-  return pretrained.load(path, convention)
 
 
 def max_abs_difference(a, b):

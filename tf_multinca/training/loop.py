@@ -17,26 +17,31 @@ import functools
 import json
 import math
 import pathlib
+import subprocess
 import time
 
 import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
+from tf_multinca import errors
 from tf_multinca import conventions as conv_lib
+from tf_multinca import hub
 from tf_multinca import injection as inj
 from tf_multinca import layout
 from tf_multinca import metrics
 from tf_multinca import model as model_lib
 from tf_multinca import multi
+from tf_multinca import registry
 from tf_multinca import render
+from tf_multinca import targets
+from tf_multinca import weights_file
 from tf_multinca.configs import base as config_lib
 from tf_multinca.training import distribute
 from tf_multinca.training import evaluate
 from tf_multinca.training import export
 from tf_multinca import fileio as io
 from tf_multinca.training import pool as pool_lib
-from tf_multinca.training import registry
 from tf_multinca.training import schedules
 
 keras = tf.keras
@@ -45,9 +50,10 @@ keras = tf.keras
 # inside keeps it finite (0 there) without changing the value measurably.
 _SQRT_EPS = 1e-12
 _GRAD_EPS = 1e-8
+PROVENANCE_FILE = 'provenance.json'  # the code commit(s) a run was trained at
 
 
-class TrainingError(RuntimeError):
+class TrainingError(errors.Error, RuntimeError):
   """A run that cannot start or go on (bad workdir, a diverged loss)."""
 
 
@@ -58,37 +64,6 @@ class DivergedError(TrainingError):
 def grid_side(config):
   conv = conv_lib.get_convention(config.convention)
   return config.grid_size or conv.grid_size
-
-
-def make_target(spec, convention, grid):
-  """A target `[grid, grid, 4]` float32: the image resized and padded as the convention does.
-
-  For a grid other than the convention's, the image side and the padding scale with it.
-  """
-  from tf_multinca import targets  # pylint: disable=g-import-not-at-top
-  conv = conv_lib.get_convention(convention)
-  if grid == conv.grid_size:
-    t = targets.load_target(spec, conv)
-  else:
-    pad = int(round(grid * conv.target_pad / conv.grid_size))
-    t = targets.load_target(spec, conv, size=grid - 2 * pad)
-  t = np.asarray(t, np.float32)
-  h, w = t.shape[:2]
-  out = np.zeros([grid, grid, 4], np.float32)
-  top, left = (grid - h) // 2, (grid - w) // 2
-  out[top:top + h, left:left + w] = t
-  return out
-
-
-def self_target(original, steps, grid, fire_rate, seeds=8, seed=0):
-  """The organism's own mean `[RGB, alpha]` after `steps` steps (for unpublished targets)."""
-  net = multi.MultiNCA([original])
-  rng = tf.random.Generator.from_seed(seed)
-  x = net.seed(seeds, grid)
-  step = tf.function(lambda s: net(s, fire_rate=fire_rate, rng=rng))
-  for _ in range(steps):
-    x = step(x)
-  return np.clip(metrics.rgba_view(x).numpy().mean(0), 0.0, 1.0).astype(np.float32)
 
 
 class Trainer:
@@ -109,10 +84,8 @@ class Trainer:
     # of the step (cross-replica), where the whole batch is prepared.
     with self.strategy.scope():
       self._build_models()
-    if c.target.startswith('self:'):
-      self.target_np = self_target(self.original, int(c.target[5:]), self.grid, c.fire_rate)
-    else:
-      self.target_np = make_target(c.target, self.convention, self.grid)
+    self.target_np = targets.build_target(c.target, self.convention, self.grid,
+                                          original=self.original, fire_rate=c.fire_rate)
     self.target = tf.constant(self.target_np)
     # Cells outside the target's shape (for the optional overgrowth penalty).
     self.outside = tf.constant((self.target_np[..., 3] <= 0.0).astype(np.float32))
@@ -123,13 +96,15 @@ class Trainer:
     # The weights with the best validation score so far (eval_every), checkpointed with the run
     # so that a resumed run still knows them.
     self.best = _BestWeights(_rule_vars(self.trainee))
+    # Training wall time over every session of the run (evaluation and export excluded).
+    self.wall_s = tf.Variable(0.0, dtype=tf.float64, trainable=False, name='wall_s')
     items = dict(step=self.step, trainee=self.trainee, optimizer=self.optimizer, rng=self.rng)
     if self.pool is not None:
       items['pool'] = self.pool
     # What every checkpoint holds; the later additions may be missing from a run's older
     # checkpoints (they then keep their initial values).
     self._core_checkpoint = tf.train.Checkpoint(**items)
-    self.checkpoint = tf.train.Checkpoint(**items, best=self.best)
+    self.checkpoint = tf.train.Checkpoint(**items, best=self.best, wall_s=self.wall_s)
     self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.workdir / 'checkpoints'),
                                               max_to_keep=c.keep_checkpoints)
     # One traced step per stage (see `pretrain_steps`): they differ in the injection of fresh
@@ -146,7 +121,7 @@ class Trainer:
     """The original (frozen), the trainee and the optimizer (under the strategy's scope)."""
     c = self.config
     if self.is_adversary:
-      self.original = registry.resolve(c.original, self.convention.name)
+      self.original = hub.load(c.original, self.convention.name)
       self.trainee = model_lib.CAModel(convention=self.convention, fire_rate=c.fire_rate,
                                        init_seed=c.seed, name='adversary')
       if c.adversary_init == 'copy':
@@ -418,12 +393,14 @@ class Trainer:
     c = self.config
     self.workdir.mkdir(parents=True, exist_ok=True)
     io.write_json(self.workdir / 'config.json', c.to_dict())
+    record_provenance(self.workdir)
     self.restore_or_init()
     writer = tf.summary.create_file_writer(str(self.workdir / 'tensorboard'))
     with writer.as_default():
       hp.hparams(_hparams(c), trial_id=c.name or 'run')
     start_step = int(self.step.numpy())
     t0 = time.time()
+    wall_before = float(self.wall_s.numpy())
     recent = []
     last_ckpt = start_step
     stopped_early = False
@@ -473,13 +450,15 @@ class Trainer:
           and not self._pretraining(step - 1)):
         self.validate(writer, step)
       if step % c.checkpoint_every == 0 or step == c.steps or stopped_early:
+        self.wall_s.assign(wall_before + time.time() - t0)
         self.manager.save(checkpoint_number=step)
         last_ckpt = step
       if stopped_early:
         break
-    if last_ckpt != int(self.step.numpy()):
-      self.manager.save(checkpoint_number=int(self.step.numpy()))
     wall = time.time() - t0
+    if last_ckpt != int(self.step.numpy()):
+      self.wall_s.assign(wall_before + wall)
+      self.manager.save(checkpoint_number=int(self.step.numpy()))
     result = self.finish(writer, wall_s=wall, steps_this_session=int(self.step.numpy()) -
                          start_step, stopped_early=stopped_early)
     writer.flush()
@@ -518,8 +497,7 @@ class Trainer:
     c = self.config
     if not (self.is_adversary and c.compare_with):
       return None
-    from tf_multinca import pretrained  # pylint: disable=g-import-not-at-top
-    m, _, _ = self._evaluate_adversary(pretrained.load(c.compare_with, self.convention.name))
+    m, _, _ = self._evaluate_adversary(hub.load(c.compare_with, self.convention.name))
     m['name'] = c.compare_with
     return m
 
@@ -580,7 +558,8 @@ class Trainer:
     rules = [self.original, self.trainee] if self.is_adversary else [self.trainee]
     paths = {'saved_model': export.save_saved_model(rules, d / 'saved_model', info)}
     name = 'adversary' if self.is_adversary else 'model'
-    paths['weights_h5'] = export.save_weights_h5(self.trainee, d / f'{name}.weights.h5')
+    paths['weights_h5'] = weights_file.save(self.trainee, d / f'{name}.weights.h5',
+                                            config=c.name, step=info['step'])
     if not self.is_adversary:
       paths['webgl_json'] = export.save_webgl_json(self.trainee, d / f'{name}.webgl.json')
     return {k: str(v) for k, v in paths.items()}
@@ -615,6 +594,7 @@ class Trainer:
     doc = {'config': c.name, 'kind': c.kind, 'steps': step, 'stopped_early': stopped_early,
            'best': best,
            'wall_s_this_session': wall_s, 'steps_this_session': steps_this_session,
+           'wall_s_total': float(self.wall_s.numpy()),
            's_per_step': wall_s / max(steps_this_session, 1), 'eval': m,
            'reference': reference, 'export': paths, 'eval_wall_s': time.time() - t}
     if c.register:
@@ -663,6 +643,43 @@ class _BestWeights(tf.Module):
 def _rule_vars(ca):
   """A CAModel's rule variables in `model.WEIGHT_NAMES` order."""
   return [ca.conv1.kernel, ca.conv1.bias, ca.conv2.kernel, ca.conv2.bias]
+
+
+def code_commit():
+  """The git commit of this library's source ('<sha>', '<sha>-dirty' with uncommitted changes
+  to it), or 'unknown' outside a git checkout."""
+  src = pathlib.Path(__file__).resolve().parents[2]
+  try:
+    sha = subprocess.run(['git', '-C', str(src), 'rev-parse', 'HEAD'], capture_output=True,
+                         text=True, timeout=10, check=True).stdout.strip()
+    dirty = subprocess.run(['git', '-C', str(src), 'status', '--porcelain', '--', 'tf_multinca'],
+                           capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    return 'unknown'
+  return sha + ('-dirty' if dirty else '')
+
+
+def record_provenance(workdir):
+  """Adds this session's code commit to `<workdir>/provenance.json` ({"commits": [...]})."""
+  path = pathlib.Path(workdir) / PROVENANCE_FILE
+  doc = read_provenance(workdir)
+  commit = code_commit()
+  if commit not in doc['commits']:
+    doc['commits'].append(commit)
+    io.write_json(path, doc)
+  return doc
+
+
+def read_provenance(workdir):
+  """`<workdir>/provenance.json` as a dict ({"commits": []} when there is none)."""
+  path = pathlib.Path(workdir) / PROVENANCE_FILE
+  try:
+    doc = json.loads(path.read_text(encoding='utf-8'))
+    if isinstance(doc, dict) and isinstance(doc.get('commits'), list):
+      return doc
+  except (OSError, ValueError):
+    pass
+  return {'commits': []}
 
 
 def _hparams(c):

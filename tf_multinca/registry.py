@@ -1,9 +1,10 @@
-"""Local registration of trained models, and one resolver for every kind of model name.
+"""Local registration of trained models: names for our own weight files.
 
 A local manifest is a JSON file `{"entries": [{name, weights, format, convention, role,
 organism, target, ...}]}`. A training run registers into `<workdir>/registered.json` and, when
-`$TF_MULTINCA_LOCAL_MANIFEST` is set, into that user-level manifest too. `resolve(name)` accepts
-a registered name, a published manifest name or a weight path, so the tools take all three.
+`$TF_MULTINCA_LOCAL_MANIFEST` is set, into that user-level manifest too. `hub.load(name)`
+resolves registered names with every other kind of model name. A registered name can never
+shadow a published one, nor a `results/` name.
 """
 
 import datetime
@@ -12,22 +13,32 @@ import os
 import pathlib
 import re
 
+from tf_multinca import errors
 from tf_multinca import fileio as io
+from tf_multinca.pretrained import manifest as manifest_lib
 
 LOCAL_MANIFEST_ENV = 'TF_MULTINCA_LOCAL_MANIFEST'
 WORKDIR_MANIFEST = 'registered.json'
+# The results zoo's prefix; the published manifest's first path parts are reserved too.
+RESULTS_PREFIX = 'results'
 _NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,127}')
 
 
-class RegistryError(ValueError):
+class RegistryError(errors.Error, ValueError):
   """A bad name, an unreadable manifest, or a name registered twice."""
 
 
 def check_name(name):
-  """Raises RegistryError unless `name` is a plausible model name (letters, digits, _-./)."""
+  """Raises RegistryError unless `name` can be registered: letters, digits and _-./, and
+  neither a published manifest name nor a `results/` name (which it would shadow)."""
   if not isinstance(name, str) or not _NAME.fullmatch(name) or '..' in name:
     raise RegistryError(f'bad model name {name!r}: use letters, digits and _ - . / (e.g. '
                         "'local/lizard_persist'), at most 128 characters")
+  published = manifest_lib.load_manifest()
+  reserved = {n.split('/')[0] for n in published} | {RESULTS_PREFIX}
+  if name.split('/')[0] in reserved or name in published:
+    raise RegistryError(f'cannot register {name!r}: it is a published (or results/) name and '
+                        "would shadow it; pick a name under local/ (e.g. 'local/my_lizard')")
   return name
 
 
@@ -100,43 +111,3 @@ def lookup(name, manifests=None):
     if entry is not None:
       return entry
   return None
-
-
-def resolve(name, convention=None, manifests=None):
-  """A CAModel from a registered name, a published manifest name or a weight path.
-
-  Order: local manifests (`manifests`, default `$TF_MULTINCA_LOCAL_MANIFEST`), then a
-  `.weights.h5` / SavedModel / training workdir path, then `pretrained.load` (published names
-  and the formats it reads).
-
-  Args:
-    convention: load in this convention; None for the entry's (or the format's default).
-
-  Raises:
-    ValueError: nothing of that name (`PretrainedError`) or an unreadable file.
-  """
-  from tf_multinca.training import export  # pylint: disable=g-import-not-at-top
-  entry = lookup(name, manifests)
-  if entry is not None:
-    return export.read_any(entry['weights'], convention or entry.get('convention'))
-  path = pathlib.Path(os.fspath(name)).expanduser()
-  if path.is_dir() and (path / 'export').is_dir():  # a training workdir
-    path = path / 'export' / 'saved_model'
-  if path.exists() and (path.name.endswith('.weights.h5') or (path / 'saved_model.pb').exists()):
-    return export.read_any(path, convention)
-  from tf_multinca import pretrained  # pylint: disable=g-import-not-at-top
-  return pretrained.load(os.fspath(name), convention)
-
-
-def describe(name, manifests=None):
-  """{'convention', 'role', 'target', 'organism'} of a registered or published name, or {}."""
-  entry = lookup(name, manifests)
-  if entry is not None:
-    return {k: entry.get(k) for k in ('convention', 'role', 'target', 'organism')}
-  from tf_multinca import pretrained  # pylint: disable=g-import-not-at-top
-  try:
-    e = pretrained.get(name)
-  except (KeyError, ValueError, TypeError):
-    return {}
-  return {'convention': e.convention, 'role': e.role, 'target': e.target,
-          'organism': e.organism}

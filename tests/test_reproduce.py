@@ -1,0 +1,122 @@
+"""tools.reproduce end to end on testing configs, and the committed results zoo itself."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tf_multinca import configs, hub, takeover, weights_file, zoo
+from tf_multinca.training import reproduce
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+COMMITTED = REPO / 'results'
+
+
+class _Interrupt(KeyboardInterrupt):
+  pass
+
+
+@pytest.mark.slow
+def test_reproduce_interrupted_resumed_and_skipped(tmp_path):
+  work, results = tmp_path / 'runs', tmp_path / 'results'
+  names = ['lizard_red_testing', 'lizard_red_spray_testing']
+  lines = []
+
+  def ctrl_c_after_step_3(message):
+    lines.append(message)
+    if message.startswith('step 3/'):
+      raise _Interrupt()  # what Ctrl-C does: step 3 is not checkpointed (every 2 steps)
+
+  with pytest.raises(_Interrupt):
+    reproduce.run(names, work, results, seeds=3, log=ctrl_c_after_step_3)
+  assert (work / names[0] / 'checkpoints').is_dir()
+  assert not (results / names[0]).exists() and not (work / names[1]).exists()
+
+  lines.clear()
+  out = reproduce.run(names, work, results, seeds=3, log=lines.append)
+  log = '\n'.join(lines)
+  assert f'resumed from {work / names[0] / "checkpoints" / "ckpt-2"} at step 2' in log
+  assert sorted(out['records']) == sorted(names) and not out['skipped']
+  for name in names:
+    record = zoo.read_record(results / name)
+    assert record.training.steps == 6 and record.kind == 'testing'
+    assert record.protocol.seeds == 3 and len(record.ours.at(12).mse) == 3
+    assert record.commits and record.training.wall_s > 0
+    assert not reproduce.config_diff(record.config, configs.get_config(name))
+    for f in (zoo.WEIGHTS_FILE, 'adversary.weights.json', 'strip.png', 'control_strip.png'):
+      assert (results / name / f).is_file(), f
+    # The entry's weights are the run's exported (best validated) ones.
+    run = weights_file.read(work / name / 'export' / 'adversary.weights.h5')
+    kept = weights_file.read(results / name / zoo.WEIGHTS_FILE)
+    for k in run:
+      np.testing.assert_array_equal(run[k], kept[k])
+  assert (results / 'REPORT.md').is_file()
+
+  lines.clear()
+  out = reproduce.run(names, work, results, seeds=3, log=lines.append)
+  assert out['skipped'] == names and not out['records']
+  # A changed config is trained again; its old run directory is refused, not overwritten.
+  with pytest.raises(reproduce.ReproduceError, match='--retrain'):
+    reproduce.run(names[:1], work, results, seeds=3, overrides=['seed=5'], log=lines.append)
+
+
+@pytest.mark.slow
+def test_reproduce_binary_skips_finished_and_retrains_on_request(tmp_path, mirror):
+  work, results = tmp_path / 'runs', tmp_path / 'results'
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', TF_MULTINCA_MIRROR=str(mirror))
+  args = [sys.executable, '-m', 'tools.reproduce', '--experiments=lizard_red_testing',
+          f'--workdir={work}', f'--results_dir={results}', '--eval_seeds=2']
+  first = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert first.returncode == 0, first.stderr
+  again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert again.returncode == 0 and 'skipped' in again.stdout
+  retrain = subprocess.run(args + ['--retrain'], cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=300)
+  assert retrain.returncode == 0, retrain.stderr
+  assert 'moved the previous run' in retrain.stdout
+  assert len(list(work.glob('lizard_red_testing.old-*'))) == 1  # nothing deleted
+
+
+# ----------------------------------------------------------------------------------------------
+# The committed zoo: every entry is complete, current and loadable.
+
+def committed():
+  return zoo.names(COMMITTED)
+
+
+def test_the_zoo_holds_the_papers_static_experiments():
+  assert set(committed()) >= {'lizard_red'}, committed()
+
+
+@pytest.mark.parametrize('name', committed())
+def test_committed_entry_is_complete_and_current(name):
+  d = COMMITTED / name
+  record = zoo.read_record(d)
+  for f in (zoo.WEIGHTS_FILE, 'adversary.weights.json', 'strip.png', 'published_strip.png'):
+    assert (d / f).is_file(), f
+    assert (d / f).stat().st_size < 400_000, f'{f} is too large for git'
+  assert not (d / 'checkpoints').exists()
+  # The entry was trained with the config the repository names today.
+  diff = reproduce.config_diff(record.config, configs.get_config(record.config_name))
+  assert not diff, f'{name} is stale: config fields {diff} changed since it was trained'
+  assert record.protocol.seeds == reproduce.EVAL_SEEDS and record.protocol.inject_at == 60
+  assert record.protocol.ages[-1] == 500
+  # The stored verdict is the bar applied to the stored numbers.
+  again = zoo.verdict(record.kind, record.ours, record.published, 500, record.protocol.seeds)
+  assert again == record.verdict
+  assert record.training.wall_s and record.training.steps > 0
+  assert all(len(c) >= 7 for c in record.commits)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', committed())
+def test_committed_result_loads_by_name_and_takes_over(name):
+  pair = hub.load_pairing(f'results/{name}')
+  res = takeover.run_takeover(pair.original, pair.adversary, pair.injection, pair.target_array,
+                              steps_before=60, steps_after=200, seeds=2, seed=11)
+  start, end = res.at(61)['original_fraction'][0], res.at(260)['original_fraction'][0]
+  assert end < 0.5 * start, (start, end)

@@ -1,0 +1,181 @@
+"""The results zoo's records, the reproduction bar and the report, on small fake entries."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tf_multinca import configs, hub, render, report, weights_file, zoo
+from tf_multinca.model import CAModel
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def seed_metrics(fractions, alive, mse):
+  return zoo.SeedMetrics(original_fraction=tuple(fractions), alive=tuple(alive), mse=tuple(mse))
+
+
+def evaluation(model, fractions, alive, mse, age=500):
+  return zoo.Evaluation(model=model, ages={age: seed_metrics(fractions, alive, mse)},
+                        weight_distance=0.05 if model != 'control' else None,
+                        cosine_similarity=0.9 if model != 'control' else None)
+
+
+def test_complete_counts_only_seeds_without_an_original_cell():
+  m = seed_metrics([0.0, 0.0001, 0.0, 0.5], [500] * 4, [0.01] * 4)
+  assert m.complete() == 2
+  assert m.stats('mse') == pytest.approx((0.01, 0.0, 0.01))
+  assert m.stats('alive')[0] == 500
+
+
+@pytest.mark.parametrize('ours_mse, ours_fracs, passed, failing', [
+    ([0.003] * 32, [0.0] * 32, True, []),
+    ([0.003] * 31 + [0.05], [0.0] * 32, False, ['worst-seed MSE']),  # worst > 3 x 0.008
+    ([0.006] * 32, [0.0] * 32, False, ['mean MSE']),  # 0.006 > 1.5 x 0.0035
+    ([0.003] * 32, [0.0] * 30 + [0.1, 0.2], False, ['complete takeovers']),  # 30 < 31
+])
+def test_static_bar(ours_mse, ours_fracs, passed, failing):
+  published = evaluation('paper/x', [0.0] * 32, [580] * 32, [0.003] * 24 + [0.005] * 8)
+  # mean 0.0035 (limit 0.00525), worst 0.005 (limit 0.015)
+  v = zoo.verdict('static', evaluation('ours', ours_fracs, [570] * 32, ours_mse), published,
+                  500, 32)
+  assert v.passed is passed
+  assert [c[0] for c in v.checks if not c[3]] == failing
+
+
+def test_bar_follows_a_published_adversary_that_falls_short():
+  # The published adversary completes 26 of 32: 26 are enough for ours, 25 are not.
+  published = evaluation('paper/x', [0.0] * 26 + [0.2] * 6, [500] * 32, [0.01] * 32)
+  ok = evaluation('ours', [0.0] * 26 + [0.3] * 6, [500] * 32, [0.01] * 32)
+  short = evaluation('ours', [0.0] * 25 + [0.3] * 7, [500] * 32, [0.01] * 32)
+  assert zoo.verdict('static', ok, published, 500, 32).passed
+  v = zoo.verdict('static', short, published, 500, 32)
+  assert not v.passed and v.checks[0] == ('complete takeovers', 25, 26, False)
+
+
+def test_dynamic_bar_checks_alive_cells_within_20_percent():
+  published = evaluation('paper/x', [0.0] * 32, [600] * 32, [0.004] * 32)
+  near = evaluation('ours', [0.0] * 32, [700] * 32, [0.004] * 32)
+  far = evaluation('ours', [0.0] * 32, [900] * 32, [0.004] * 32)
+  assert zoo.verdict('dynamic', near, published, 500, 32).passed
+  v = zoo.verdict('dynamic', far, published, 500, 32)
+  assert [c[0] for c in v.checks if not c[3]] == ['alive cells vs published']
+
+
+def fake_entry(root, name, kind='static', seed=0, strips=True):
+  """A zoo entry made from scratch: random weights, made-up evaluations, tiny strips."""
+  rng = np.random.default_rng(seed)
+  d = root / name
+  ca = CAModel(convention='paper', init_seed=seed)
+  weights_file.save(ca, d / zoo.WEIGHTS_FILE)
+  config = configs.get_config('lizard_red').to_dict()
+  mse = rng.uniform(0.002, 0.004, 32)
+  ours = zoo.Evaluation('ours', {100: seed_metrics([0.5] * 32, [400] * 32, mse + 0.05),
+                                 500: seed_metrics([0.0] * 32, [571] * 32, mse)}, 0, 0.04, 0.97)
+  published = zoo.Evaluation(config['compare_with'], {
+      100: seed_metrics([0.3] * 32, [420] * 32, mse + 0.04),
+      500: seed_metrics([0.0] * 32, [587] * 32, mse + 0.0005)}, 0, 0.06, 0.95)
+  control = zoo.Evaluation('control', {100: seed_metrics([1.0] * 32, [560] * 32, [0.1] * 32),
+                                       500: seed_metrics([1.0] * 32, [560] * 32, [0.1] * 32)})
+  record = zoo.RunRecord(
+      experiment=name, config_name='lizard_red', config=json.loads(json.dumps(config)),
+      kind=kind, commits=('0123456789abcdef',),
+      training=zoo.Training(steps=3500, wall_s=2712.0, s_per_step=2712.0 / 3500, best_step=3250,
+                            machine='2 cores, test'),
+      protocol=zoo.Protocol(seeds=32, seed=1234, inject_at=60, ages=(100, 500), grid=48,
+                            strip_steps=(0, 60, 560)),
+      ours=ours, published=published, control=control,
+      verdict=zoo.verdict(kind, ours, published, 500, 32))
+  zoo.write_record(d, record)
+  if strips:
+    for key in zoo.STRIPS:
+      states = rng.uniform(0, 1, [3, 48, 48, 17]).astype(np.float32)
+      render.save_png(render.evolution_strip(states, 'paper', 1, steps=[0, 60, 560]),
+                      d / zoo.STRIPS[key])
+  return record
+
+
+def test_record_round_trips_through_run_json(tmp_path):
+  record = fake_entry(tmp_path, 'lizard_red')
+  back = zoo.read_record('results/lizard_red', root=tmp_path)
+  assert back == record
+  assert zoo.names(tmp_path) == ['lizard_red']
+  assert back.verdict.passed  # ours 0.003 vs published 0.0035
+  assert back.ours.at(500).complete() == 32
+
+
+def test_results_name_loads_the_adversary_and_its_pairing(tmp_path, monkeypatch):
+  fake_entry(tmp_path, 'lizard_red', seed=3)
+  monkeypatch.setenv(zoo.RESULTS_ENV, str(tmp_path))
+  expected = CAModel(convention='paper', init_seed=3).get_rule_weights()
+  for got in (hub.load('results/lizard_red'), zoo.load('results/lizard_red'),
+              hub.load(tmp_path / 'lizard_red')):  # the entry's directory works as a name too
+    assert got.convention.name == 'paper'
+    for k, v in expected.items():
+      np.testing.assert_array_equal(got.get_rule_weights()[k], v)
+  pair = hub.load_pairing('results/lizard_red')
+  assert pair.injection == {'kind': 'square', 'side': 2}
+  assert pair.original_name == 'paper/lizard/persist'
+  assert pair.target == 'paper/images/lizard_red' and pair.target_array.shape == (48, 48, 4)
+  with pytest.raises(zoo.ZooError, match='entries: results/lizard_red'):
+    hub.load('results/lizard_blue')
+
+
+def test_bad_run_json_is_one_clear_error(tmp_path):
+  fake_entry(tmp_path, 'x')
+  (tmp_path / 'x' / 'run.json').write_text('{"experiment": "x"}')
+  with pytest.raises(zoo.ZooError, match='not a results run.json'):
+    zoo.read_record(tmp_path / 'x')
+  (tmp_path / 'x' / 'run.json').write_text('{not json')
+  with pytest.raises(zoo.ZooError, match='not valid JSON'):
+    zoo.read_record(tmp_path / 'x')
+
+
+def test_weights_h5_without_its_convention_asks_for_one(tmp_path):
+  ca = CAModel(convention='distill', init_seed=1)
+  path = weights_file.save(ca, tmp_path / 'm.weights.h5')
+  assert hub.load(path).convention.name == 'distill'  # the sidecar says so
+  os.remove(weights_file.sidecar_path(path))
+  with pytest.raises(weights_file.WeightsFileError, match='pass one explicitly'):
+    hub.load(path)
+  assert hub.load(path, 'paper').convention.name == 'paper'
+
+
+def test_report_from_a_fake_zoo(tmp_path):
+  fake_entry(tmp_path, 'lizard_red', seed=1)
+  fake_entry(tmp_path, 'lizard_grow_to_persist', kind='dynamic', seed=2)
+  path = report.write_report(tmp_path)
+  text = path.read_text()
+  r = zoo.read_record(tmp_path / 'lizard_red')
+  mean, std, worst = r.ours.at(500).stats('mse')
+  assert f'{mean:.4f} ± {std:.4f} (worst {worst:.4f})' in text
+  assert '| 32/32 |' in text and '0:45:12' in text  # complete takeovers, wall time
+  assert '## Static experiments' in text and '## Dynamic experiments' in text
+  assert 'orig. fraction t+100' in text  # the dynamic table's ages
+  for name in ('lizard_red', 'lizard_grow_to_persist'):
+    assert f'![{name}](figures/{name}.png)' in text
+    assert (tmp_path / 'figures' / f'{name}.png').is_file()
+  # The dynamic figure stacks control, ours and published; the static one ours and published.
+  from PIL import Image
+  h_static = Image.open(tmp_path / 'figures' / 'lizard_red.png').size[1]
+  h_dynamic = Image.open(tmp_path / 'figures' / 'lizard_grow_to_persist.png').size[1]
+  assert h_dynamic > 1.4 * h_static
+
+
+def test_report_only_binary_rebuilds_offline(tmp_path):
+  fake_entry(tmp_path, 'lizard_red')
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', TF_MULTINCA_MIRROR=str(tmp_path / 'none'))
+  p = subprocess.run([sys.executable, '-m', 'tools.reproduce', '--report_only',
+                      f'--results_dir={tmp_path}', f'--workdir={tmp_path / "runs"}'], cwd=REPO,
+                     env=env, capture_output=True, text=True, timeout=120)
+  assert p.returncode == 0, p.stderr
+  assert (tmp_path / 'REPORT.md').is_file() and not (tmp_path / 'runs').exists()
+  bad = subprocess.run([sys.executable, '-m', 'tools.reproduce', '--experiments=lizard_pink',
+                        '--report_only'], cwd=REPO, env=env, capture_output=True, text=True,
+                       timeout=120)
+  assert bad.returncode != 0 and 'lizard_pink' not in bad.stdout
+  assert '--experiments must name' in bad.stderr

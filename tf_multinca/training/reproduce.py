@@ -1,0 +1,281 @@
+"""Reproduce the paper: train its experiments, evaluate them, keep each in the results zoo.
+
+    from tf_multinca.training import reproduce
+    reproduce.run(['lizard_red', 'bug_to_butterfly'], 'runs/reproduce')
+
+For each experiment (a named config): train it in `<workdir>/<name>` (resuming an interrupted
+run), evaluate ours, the published adversary and the control on the same fresh seeds
+(`EVAL_SEEDS` organisms, injection after `inject_min` steps, measured `AGES` steps later), and
+write the entry `results/<name>/` (`zoo`). An experiment whose entry already holds the same
+config is skipped. Then `report.write_report` rebuilds `results/REPORT.md`.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import platform
+import time
+
+import numpy as np
+
+from tf_multinca import configs
+from tf_multinca import errors
+from tf_multinca import fileio
+from tf_multinca import hub
+from tf_multinca import metrics
+from tf_multinca import render
+from tf_multinca import report
+from tf_multinca import takeover
+from tf_multinca import targets
+from tf_multinca import weights_file
+from tf_multinca import zoo
+from tf_multinca.training import loop
+
+# The paper's experiments and the bar each is held to (`zoo.verdict`).
+EXPERIMENTS = {
+    'lizard_red': 'static',  # fig. 12 top
+    'lizard_red_spray': 'static',  # the 10 % spray variant
+    'lizard_no_tail': 'static',  # fig. 12 middle
+    'bug_to_butterfly': 'static',  # fig. 12 bottom
+    'lizard_grow_to_persist': 'dynamic',  # fig. 14
+    'butterfly_grow_to_persist': 'dynamic',
+    'firework_grow_to_persist': 'dynamic',
+}
+PAPER = tuple(EXPERIMENTS)
+EVAL_SEEDS = 32  # organisms of the final evaluation (ours, published and control alike)
+AGES = (100, 200, 500)  # steps after injection kept in run.json (fig. 14's), the last decides
+# Config fields that do not change what is trained: a results entry still matches without them.
+PRESENTATION_FIELDS = frozenset({'description', 'log_every', 'summary_every', 'image_every',
+                                 'checkpoint_every', 'keep_checkpoints', 'register',
+                                 'debug_nan_step'})
+
+
+class ReproduceError(errors.Error, ValueError):
+  """An experiment that cannot be run or collected as asked."""
+
+
+def kind_of(name):
+  """'static' | 'dynamic' for the paper's experiments, 'testing' for `*_testing` variants."""
+  if name.endswith('_testing') and name[:-len('_testing')] in EXPERIMENTS:
+    return 'testing'
+  if name not in EXPERIMENTS:
+    raise ReproduceError(f'unknown experiment {name!r}; the paper\'s are {", ".join(PAPER)} '
+                         '(and their _testing variants)')
+  return EXPERIMENTS[name]
+
+
+def ages_of(config):
+  """`AGES` below the config's `eval_steps`, then `eval_steps` itself (the verdict's age)."""
+  return tuple(a for a in AGES if a < config.eval_steps) + (config.eval_steps,)
+
+
+def _json(obj):
+  return json.loads(json.dumps(obj))
+
+
+def config_diff(record_config, config):
+  """Fields (outside `PRESENTATION_FIELDS`) where a results entry's config and `config` differ."""
+  new = _json(config.to_dict())
+  return sorted(k for k in set(record_config) | set(new)
+                if k not in PRESENTATION_FIELDS and record_config.get(k) != new.get(k))
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation under the zoo's protocol.
+
+@dataclasses.dataclass
+class _Run:
+  evaluation: zoo.Evaluation
+  strip: np.ndarray
+
+
+def _evaluate(name, original, adversary, injection, target, protocol, fire_rate):
+  result = takeover.run_takeover(
+      original, adversary, injection if adversary is not None else None, target,
+      steps_before=protocol.inject_at, steps_after=max(protocol.ages), seeds=protocol.seeds,
+      seed=protocol.seed, fire_rate=fire_rate, record_steps=list(protocol.strip_steps),
+      size=protocol.grid, lenient=True)
+  ages = {}
+  for age in protocol.ages:
+    row = protocol.inject_at + age
+    ages[age] = zoo.SeedMetrics(
+        original_fraction=tuple(float(v) for v in result.metrics['original_fraction'][row]),
+        alive=tuple(float(v) for v in result.metrics['alive'][row]),
+        mse=tuple(float(v) for v in result.metrics['mse'][row]) if target is not None else ())
+  distance = cosine = None
+  if adversary is not None:
+    distance = float(metrics.weight_distance(adversary, original))
+    cosine = float(metrics.cosine_similarity(adversary, original))
+  evaluation = zoo.Evaluation(model=name, ages=ages, no_injection=result.info['no_injection'],
+                              weight_distance=distance, cosine_similarity=cosine)
+  strip = render.evolution_strip(result.states[:, 0], result.convention, zoom_factor=3,
+                                 steps=result.record_steps)
+  return _Run(evaluation, strip)
+
+
+def _machine():
+  model = platform.processor() or platform.machine()
+  try:
+    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
+      if line.startswith('model name'):
+        model = line.split(':', 1)[1].strip()
+        break
+  except OSError:
+    pass
+  return f'{os.cpu_count()} cores, {model}'
+
+
+def collect(name, config, run_dir, results_dir=None, seeds=EVAL_SEEDS, log=print):
+  """Evaluates a finished training run and writes its zoo entry `results/<name>/`.
+
+  Args:
+    name: the entry's path under results/ (the experiment's name).
+    config: the `TrainConfig` the run was trained with.
+    run_dir: the run's workdir (metrics.json, export/adversary.weights.h5).
+    results_dir: the zoo (default `zoo.results_dir()`).
+    seeds: organisms of the evaluation.
+
+  Returns:
+    The written `zoo.RunRecord`.
+
+  Raises:
+    ReproduceError: the run is not finished.
+  """
+  run_dir = pathlib.Path(run_dir)
+  results_dir = pathlib.Path(results_dir) if results_dir is not None else zoo.results_dir()
+  try:
+    doc = json.loads((run_dir / 'metrics.json').read_text(encoding='utf-8'))
+  except (OSError, ValueError) as e:
+    raise ReproduceError(f'{run_dir} holds no finished run ({e}); train it first') from None
+  t = time.time()
+  conv = config.convention
+  grid = loop.grid_side(config)
+  adversary = weights_file.load(run_dir / 'export' / 'adversary.weights.h5', conv)
+  original = hub.load(config.original, conv)
+  target = targets.build_target(config.target, conv, grid, original=original,
+                                fire_rate=config.fire_rate)
+  protocol = zoo.Protocol(
+      seeds=seeds, seed=config.eval_seed, inject_at=config.inject_min, ages=ages_of(config),
+      grid=grid, strip_steps=tuple(takeover.default_record_steps(
+          config.inject_min, config.eval_steps)))
+  args = dict(injection=config.injection, target=target, protocol=protocol,
+              fire_rate=config.fire_rate)
+  ours = _evaluate('ours', original, adversary, **args)
+  published = None
+  if config.compare_with:
+    published = _evaluate(config.compare_with, original, hub.load(config.compare_with, conv),
+                          **args)
+  control = _evaluate('control', original, None, **args)
+  kind = kind_of(config.name)
+  steps = int(doc['steps'])
+  wall = doc.get('wall_s_total') or doc.get('wall_s_this_session')
+  best = doc.get('best') or {}
+  record = zoo.RunRecord(
+      experiment=name, config_name=config.name, config=_json(config.to_dict()), kind=kind,
+      commits=tuple(loop.read_provenance(run_dir)['commits'] or ['unknown']),
+      training=zoo.Training(steps=steps, wall_s=wall, s_per_step=wall / steps if wall else None,
+                            best_step=best.get('step') if best.get('used') else None,
+                            machine=_machine()),
+      protocol=protocol, ours=ours.evaluation,
+      published=published.evaluation if published else None, control=control.evaluation,
+      verdict=zoo.verdict(kind, ours.evaluation, published.evaluation if published else None,
+                          protocol.ages[-1], seeds))
+
+  def write(tmp):
+    tmp = pathlib.Path(tmp)
+    weights_file.save(adversary, tmp / zoo.WEIGHTS_FILE, config=config.name, step=steps)
+    for key, run in (('ours', ours), ('published', published), ('control', control)):
+      if run is not None:
+        render.save_png(run.strip, tmp / zoo.STRIPS[key])
+    zoo.write_record(tmp, record)
+
+  fileio.write_dir(results_dir / name, write)
+  log(f'{name}: evaluated on {seeds} seeds in {time.time() - t:.0f}s -> {results_dir / name} '
+      f'({"passes" if record.verdict.passed else "does NOT pass"} the bar: ' +
+      '; '.join(f'{c[0]} {c[1]:.4g} vs {c[2]:.4g}' for c in record.verdict.checks) + ')')
+  return record
+
+
+# ----------------------------------------------------------------------------------------------
+# The campaign.
+
+def _finished(run_dir, config):
+  """Whether `run_dir` holds a finished run of `config` (its metrics.json at config.steps)."""
+  try:
+    doc = json.loads((run_dir / 'metrics.json').read_text(encoding='utf-8'))
+    old = json.loads((run_dir / 'config.json').read_text(encoding='utf-8'))
+  except (OSError, ValueError):
+    return False
+  done = doc.get('steps', -1) >= config.steps or doc.get('stopped_early')
+  return bool(done) and not config_diff(old, config)
+
+
+def _move_aside(path, log):
+  stamp = time.strftime('%Y%m%d-%H%M%S')
+  dest = path.with_name(f'{path.name}.old-{stamp}')
+  os.replace(path, dest)
+  log(f'moved the previous run {path} aside to {dest} (nothing is deleted)')
+
+
+def run(experiments=PAPER, workdir='runs/reproduce', results_dir=None, retrain=False,
+        report_only=False, seeds=EVAL_SEEDS, overrides=(), log=print):
+  """Trains, collects and reports `experiments`.
+
+  Args:
+    experiments: config names (`EXPERIMENTS` or their `_testing` variants).
+    workdir: runs live in `<workdir>/<name>` and resume from there.
+    results_dir: the zoo (default `zoo.results_dir()`).
+    retrain: train again even where the zoo already holds the same config (the previous run
+      directory is moved aside, never deleted).
+    report_only: only rebuild the report from the zoo's files (no training, no evaluation).
+    seeds: organisms of each final evaluation.
+    overrides: `key=value` config overrides for every experiment.
+
+  Returns:
+    {'records': {name: RunRecord}, 'skipped': [names], 'report': path}.
+
+  Raises:
+    ReproduceError, configs.ConfigError: bad names or overrides (before anything is trained).
+  """
+  results_dir = pathlib.Path(results_dir) if results_dir is not None else zoo.results_dir()
+  workdir = pathlib.Path(workdir)
+  if workdir.exists() and not workdir.is_dir():
+    raise ReproduceError(f'--workdir {workdir} is a file; pass a directory')
+  if results_dir.exists() and not results_dir.is_dir():
+    raise ReproduceError(f'--results_dir {results_dir} is a file; pass a directory')
+  if seeds < 1:
+    raise ReproduceError(f'seeds={seeds}; need at least 1')
+  records, skipped = {}, []
+  if not report_only:
+    plan = [(n, kind_of(n), configs.get_config(n, overrides)) for n in experiments]
+    for name, _, config in plan:
+      entry = results_dir / name
+      if not retrain and (entry / zoo.RUN_FILE).is_file():
+        diff = config_diff(zoo.read_record(entry).config, config)
+        if not diff:
+          log(f'{name}: {entry} holds this config already; skipped (--retrain to train again)')
+          skipped.append(name)
+          continue
+        log(f'{name}: {entry} was trained with another config (fields: {", ".join(diff)}); '
+            'training again')
+      run_dir = workdir / name
+      if retrain and run_dir.exists():
+        _move_aside(run_dir, log)
+      elif run_dir.exists() and (run_dir / 'config.json').exists():
+        old = json.loads((run_dir / 'config.json').read_text(encoding='utf-8'))
+        diff = config_diff(old, config)
+        if diff and not set(diff) <= set(configs.base.RESUMABLE_CHANGES):
+          raise ReproduceError(
+              f'{run_dir} holds a run of {name} with another config (fields: {", ".join(diff)}); '
+              'pass --retrain to move it aside and train the current config')
+      if _finished(run_dir, config):
+        log(f'{name}: {run_dir} is trained; collecting')
+      else:
+        log(f'--- {name}: training in {run_dir}')
+        loop.train(config, run_dir, log=log)
+      records[name] = collect(name, config, run_dir, results_dir, seeds, log)
+  path = report.write_report(results_dir)
+  log(f'report: {path}')
+  return {'records': records, 'skipped': skipped, 'report': str(path)}
+

@@ -1,0 +1,375 @@
+"""The results zoo: our own trained adversaries, committed under `results/`, loadable by name.
+
+One experiment's entry (written by `training.reproduce`)::
+
+    results/<experiment>/run.json               what was trained, how long, how it did
+    results/<experiment>/adversary.weights.h5   the adversary's rule (47 KB), and its
+    results/<experiment>/adversary.weights.json convention (`weights_file`)
+    results/<experiment>/strip.png              our takeover, one labelled frame per step;
+    results/<experiment>/published_strip.png    the published adversary's on the same seeds;
+    results/<experiment>/control_strip.png      the organism alone
+
+`load('results/lizard_red')` is the adversary, `load_pairing('results/lizard_red')` the pairing
+(`hub.load` and `hub.load_pairing` take these names too, so every tool does). Nested entries
+(fig. 15's cells) are `results/perturbation/<regime>/spray_5pct`. The zoo's directory is
+`$TF_MULTINCA_RESULTS`, else `results/` of the source checkout; a path to an entry's directory
+works as a name as well.
+
+`run.json` is a `RunRecord`: typed here, plain JSON on disk (no pickle, nothing runs).
+"""
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+
+import numpy as np
+
+from tf_multinca import errors
+from tf_multinca import fileio
+from tf_multinca import injection as inj
+from tf_multinca import weights_file
+
+RESULTS_ENV = 'TF_MULTINCA_RESULTS'
+PREFIX = 'results/'
+RUN_FILE = 'run.json'
+WEIGHTS_FILE = 'adversary.weights.h5'
+STRIPS = {'ours': 'strip.png', 'published': 'published_strip.png', 'control': 'control_strip.png'}
+# The share of seeds that must be taken over completely (issue: 31 of 32).
+COMPLETE_SHARE = 31 / 32
+MSE_MEAN_FACTOR = 1.5  # our mean MSE at most this times the published adversary's
+MSE_WORST_FACTOR = 3.0  # static: our worst seed at most this times the published worst seed
+ALIVE_TOLERANCE = 0.2  # dynamic: our alive cells within this share of the published's
+KINDS = ('static', 'dynamic', 'perturbation', 'testing')
+
+
+class ZooError(errors.Error, ValueError):
+  """A results name that does not exist, or an entry whose files are not what they should be."""
+
+
+def results_dir():
+  """`$TF_MULTINCA_RESULTS`, else `<source checkout>/results`."""
+  env = os.environ.get(RESULTS_ENV)
+  if env:
+    return pathlib.Path(env).expanduser()
+  return pathlib.Path(__file__).resolve().parents[1] / 'results'
+
+
+# ----------------------------------------------------------------------------------------------
+# The record.
+
+@dataclasses.dataclass(frozen=True)
+class SeedMetrics:
+  """One evaluation at one age: a value per seed.
+
+  Attributes:
+    original_fraction: `[seeds]` share of the mature cells that are the original's.
+    alive: `[seeds]` mature cells.
+    mse: `[seeds]` MSE of `[RGB, sum A]` to the target; empty without a target.
+  """
+  original_fraction: tuple
+  alive: tuple
+  mse: tuple = ()
+
+  def complete(self):
+    """Seeds taken over completely (not one original cell left)."""
+    return int(sum(1 for f in self.original_fraction if f == 0.0))
+
+  def stats(self, name):
+    """(mean, std, worst) of metric `name` over seeds; worst = max (min for nothing)."""
+    v = np.asarray(getattr(self, name), np.float64)
+    if not v.size:
+      return (math.nan, math.nan, math.nan)
+    return (float(v.mean()), float(v.std()), float(v.max()))
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  """A takeover (or control) evaluated under a `Protocol`.
+
+  Attributes:
+    model: which adversary ('ours', a published manifest name) or 'control'.
+    ages: {steps after injection: `SeedMetrics`}.
+    no_injection: seeds where the injection found no room (no adversary cell at all).
+    weight_distance: RMS of `w_adv - w_orig` (None for a control).
+    cosine_similarity: of the flattened weights (None for a control).
+  """
+  model: str
+  ages: dict
+  no_injection: int = 0
+  weight_distance: float | None = None
+  cosine_similarity: float | None = None
+
+  def at(self, age):
+    if age not in self.ages:
+      raise ZooError(f'{self.model}: no evaluation at age {age} (ages {sorted(self.ages)})')
+    return self.ages[age]
+
+  @property
+  def final_age(self):
+    return max(self.ages)
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+  """How every evaluation of an entry was made: the same seeds for ours, the published
+  adversary and the control.
+
+  Attributes:
+    seeds: samples (fresh organisms), batched.
+    seed: seed of the evaluation's generator (never used in training or validation).
+    inject_at: growth steps before injection.
+    ages: steps after injection at which metrics were kept; the last is the verdict's.
+    grid: grid side.
+    strip_steps: steps (from the seed) of the strips' frames.
+  """
+  seeds: int
+  seed: int
+  inject_at: int
+  ages: tuple
+  grid: int
+  strip_steps: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+  """How the adversary was trained.
+
+  Attributes:
+    steps: train steps.
+    wall_s: wall time of the training, every session of it, in seconds (final evaluation and
+      export excluded); None where it was not recorded.
+    s_per_step: `wall_s / steps`.
+    best_step: the step of the validated weights kept (None: the last step's).
+    machine: where it ran (cores, processor).
+  """
+  steps: int
+  wall_s: float | None
+  s_per_step: float | None
+  best_step: int | None
+  machine: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+  """The reproduction bar, at the protocol's last age.
+
+  Attributes:
+    passed: every check below holds.
+    checks: [(name, ours, limit, ok)] in the order of the issue's bar.
+  """
+  passed: bool
+  checks: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+  """`run.json`: one finished experiment.
+
+  Attributes:
+    experiment: the entry's path under results/ ('lizard_red', 'perturbation/.../spray_5pct').
+    config_name: the named config.
+    config: every field of the config it was trained with.
+    kind: 'static' | 'dynamic' | 'perturbation' | 'testing' (which bar applies).
+    commits: the git commit(s) of the code it was trained at (one per session).
+    training: `Training`.
+    protocol: `Protocol`.
+    ours, published, control: `Evaluation`s (published / control None where there is none).
+    verdict: `Verdict`.
+  """
+  experiment: str
+  config_name: str
+  config: dict
+  kind: str
+  commits: tuple
+  training: Training
+  protocol: Protocol
+  ours: Evaluation
+  published: Evaluation | None
+  control: Evaluation | None
+  verdict: Verdict
+
+  @property
+  def convention(self):
+    return self.config['convention']
+
+  def to_json(self):
+    return _plain(dataclasses.asdict(self))
+
+  @classmethod
+  def from_json(cls, doc, source='run.json'):
+    try:
+      return _record(doc)
+    except (KeyError, TypeError, ValueError) as e:
+      raise ZooError(f'{source} is not a results run.json ({type(e).__name__}: '
+                     f'{str(e)[:200]}); regenerate it with python -m tools.reproduce') from None
+
+
+def _plain(obj):
+  if isinstance(obj, dict):
+    return {str(k): _plain(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [_plain(v) for v in obj]
+  if isinstance(obj, (np.floating, np.integer)):
+    return obj.item()
+  return obj
+
+
+def _evaluation(doc):
+  if doc is None:
+    return None
+  ages = {int(a): SeedMetrics(**{k: tuple(float(x) for x in v) for k, v in m.items()})
+          for a, m in doc['ages'].items()}
+  return Evaluation(model=str(doc['model']), ages=ages, no_injection=int(doc['no_injection']),
+                    weight_distance=doc.get('weight_distance'),
+                    cosine_similarity=doc.get('cosine_similarity'))
+
+
+def _record(doc):
+  p = doc['protocol']
+  return RunRecord(
+      experiment=str(doc['experiment']), config_name=str(doc['config_name']),
+      config=dict(doc['config']), kind=str(doc['kind']), commits=tuple(doc['commits']),
+      training=Training(**doc['training']),
+      protocol=Protocol(seeds=int(p['seeds']), seed=int(p['seed']),
+                        inject_at=int(p['inject_at']), ages=tuple(int(a) for a in p['ages']),
+                        grid=int(p['grid']), strip_steps=tuple(p.get('strip_steps', ()))),
+      ours=_evaluation(doc['ours']), published=_evaluation(doc.get('published')),
+      control=_evaluation(doc.get('control')),
+      verdict=Verdict(passed=bool(doc['verdict']['passed']),
+                      checks=tuple(tuple(c) for c in doc['verdict']['checks'])))
+
+
+def verdict(kind, ours, published, age, seeds):
+  """The issue's bar for an experiment of `kind` at `age` after injection.
+
+  - complete takeovers in at least 31 of 32 seeds, or in as many as the published adversary
+    where it falls short of that;
+  - with a published adversary: mean MSE at most 1.5x its; static: worst seed at most 3x its
+    worst seed; dynamic: alive cells within 20 % of its.
+  """
+  o = ours.at(age)
+  need = math.ceil(COMPLETE_SHARE * seeds)
+  if published is not None:
+    need = min(need, published.at(age).complete())
+  checks = [('complete takeovers', o.complete(), need, o.complete() >= need)]
+  if published is not None and kind != 'testing':
+    p = published.at(age)
+    if o.mse and p.mse:
+      mean, limit = o.stats('mse')[0], MSE_MEAN_FACTOR * p.stats('mse')[0]
+      checks.append(('mean MSE', mean, limit, mean <= limit))
+      if kind == 'static':
+        worst, wlimit = o.stats('mse')[2], MSE_WORST_FACTOR * p.stats('mse')[2]
+        checks.append(('worst-seed MSE', worst, wlimit, worst <= wlimit))
+    if kind == 'dynamic':
+      alive, ref = o.stats('alive')[0], p.stats('alive')[0]
+      checks.append(('alive cells vs published', alive, ref,
+                     abs(alive - ref) <= ALIVE_TOLERANCE * ref))
+  return Verdict(passed=all(c[3] for c in checks), checks=tuple(checks))
+
+
+# ----------------------------------------------------------------------------------------------
+# Names and entries.
+
+def is_result_name(name):
+  """Whether `name` names a zoo entry: 'results/<experiment>' or a directory with run.json."""
+  if not isinstance(name, (str, os.PathLike)):
+    return False
+  text = os.fspath(name)
+  if text.startswith(PREFIX):
+    return True
+  path = pathlib.Path(text).expanduser()
+  return path.is_dir() and (path / RUN_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
+
+
+def entry_dir(name, root=None):
+  """The directory of entry `name` ('results/lizard_red', or an entry's directory path).
+
+  Raises:
+    ZooError: no such entry (listing the existing ones).
+  """
+  text = os.fspath(name)
+  if text.startswith(PREFIX):
+    rel = text[len(PREFIX):].strip('/')
+    root = pathlib.Path(root) if root is not None else results_dir()
+    if not rel or '..' in pathlib.PurePosixPath(rel).parts:
+      raise ZooError(f'bad results name {text!r}: use results/<experiment>, e.g. '
+                     'results/lizard_red')
+    path = root / rel
+  else:
+    path = pathlib.Path(text).expanduser()
+  if not (path / RUN_FILE).is_file():
+    known = ', '.join(PREFIX + n for n in names(root)) or 'none yet'
+    raise ZooError(f'{text!r}: no results entry at {path} (no {RUN_FILE}); entries: {known}. '
+                   'Train one with python -m tools.reproduce --experiments=NAME')
+  return path
+
+
+def names(root=None):
+  """The experiments in the zoo, as paths relative to it ('lizard_red', ...), sorted."""
+  root = pathlib.Path(root) if root is not None else results_dir()
+  if not root.is_dir():
+    return []
+  return sorted(str(p.parent.relative_to(root).as_posix()) for p in root.rglob(RUN_FILE))
+
+
+def read_record(name, root=None):
+  """The `RunRecord` of entry `name`.
+
+  Raises:
+    ZooError: no entry, or a run.json that is not one (too large, not JSON, missing fields).
+  """
+  path = entry_dir(name, root) / RUN_FILE
+  if path.stat().st_size > 16 << 20:
+    raise ZooError(f'{path} is larger than 16 MiB; not a results run.json')
+  try:
+    doc = json.loads(path.read_text(encoding='utf-8'))
+  except (OSError, ValueError) as e:
+    raise ZooError(f'{path} is not valid JSON ({e}); regenerate it with python -m '
+                   'tools.reproduce') from None
+  return RunRecord.from_json(doc, str(path))
+
+
+def write_record(directory, record):
+  """Writes `record` as `<directory>/run.json`, atomically."""
+  return fileio.write_json(pathlib.Path(directory) / RUN_FILE, record.to_json())
+
+
+def load(name, convention=None, root=None, **model_kwargs):
+  """The adversary of entry `name` as a `CAModel` (in its recorded convention by default)."""
+  d = entry_dir(name, root)
+  record = read_record(d)
+  return weights_file.load(d / WEIGHTS_FILE, convention or record.convention, **model_kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """What a zoo entry says about its pairing, before loading any model.
+
+  Attributes:
+    name: 'results/<experiment>' (or the directory given).
+    directory: the entry's directory.
+    record: its `RunRecord`.
+    weights: the adversary's `.weights.h5`.
+    original: the original organism's name (a manifest or registered name).
+    injection: the parsed injection spec.
+    target: the target spec ('paper/images/lizard_red', 'self:60', ...).
+  """
+  name: str
+  directory: pathlib.Path
+  record: RunRecord
+  weights: pathlib.Path
+  original: str
+  injection: dict
+  target: str
+
+
+def get(name, root=None):
+  """The `Entry` of `name`."""
+  d = entry_dir(name, root)
+  record = read_record(d)
+  c = record.config
+  return Entry(name=os.fspath(name), directory=d, record=record, weights=d / WEIGHTS_FILE,
+               original=c['original'], injection=inj.parse_injection(c['injection']),
+               target=c['target'])
