@@ -94,3 +94,13 @@ def test_bad_overrides_name_the_field(override, message):
 def test_unknown_config_lists_names():
   with pytest.raises(configs.ConfigError, match='lizard_red'):
     configs.get_config('lizard_green')
+
+
+def test_lr_scales_the_whole_schedule():
+  base_config = configs.get_config('lizard_red')
+  c = configs.get_config('lizard_red', ['lr=1e-3'])
+  assert c.lr == 1e-3
+  assert c.lr_values == pytest.approx(tuple(v / 2 for v in base_config.lr_values))
+  assert configs.get_config('lizard_red', ['lr_values=1e-3,5e-4,1e-4']).lr == 1e-3
+  with pytest.raises(configs.ConfigError, match='disagrees'):
+    configs.get_config('lizard_red', ['lr=1e-3', 'lr_values=2e-3,5e-4,1e-4'])

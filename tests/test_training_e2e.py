@@ -352,3 +352,21 @@ def test_checkpoint_from_before_the_best_weights_resumes(tmp_path, mirror, monke
   assert export.max_abs_difference(again.trainee.get_rule_weights(),
                                    t.trainee.get_rule_weights()) == 0.0
   np.testing.assert_array_equal(again.pool.states.numpy(), t.pool.states.numpy())
+
+
+@pytest.mark.slow
+def test_lr_flag_changes_training(tmp_path):
+  """--lr (here through the config override it maps to) reaches the optimiser: the same run
+  with another learning rate ends with other weights, by the ratio of the step sizes."""
+  moved = {}
+  for lr in ('2e-3', '2e-2'):
+    c = configs.get_config('lizard_red_testing', [f'lr={lr}', 'steps=2', 'eval_every=0'])
+    t = loop.Trainer(c, tmp_path / lr, log=lambda m: None)
+    t.restore_or_init()
+    start = t.trainee.get_rule_weights()
+    for _ in range(2):
+      t._train_step()
+    end = t.trainee.get_rule_weights()
+    moved[lr] = max(float(np.abs(end[k] - start[k]).max()) for k in start)
+  # Adam's first steps move each weight by about lr: 10x the lr, about 10x the change.
+  assert 5 < moved['2e-2'] / moved['2e-3'] < 20, moved

@@ -7,6 +7,7 @@ ignored by it. Overrides from the command line are `key=value` strings (`apply_o
 """
 
 import dataclasses
+import math
 import typing
 
 from tf_multinca import errors
@@ -25,7 +26,10 @@ CONVENTIONS = ('paper', 'distill')
 RESUMABLE_CHANGES = frozenset({
     'steps', 'log_every', 'summary_every', 'image_every', 'checkpoint_every', 'keep_checkpoints',
     'eval_seeds', 'eval_steps', 'eval_seed', 'compare_with', 'register', 'description',
-    'debug_nan_step', 'eval_every', 'keep_best'})
+    'debug_nan_step', 'eval_every', 'keep_best',
+    # A lower learning rate is how a diverged run is resumed (the schedule's values only; the
+    # boundaries stay, so the steps already taken keep their meaning).
+    'lr', 'lr_values'})
 
 
 class ConfigError(errors.Error, ValueError):
@@ -186,6 +190,14 @@ def apply_overrides(config, overrides):
       raise ConfigError(f'override {item!r} is not key=value (e.g. --set=lr=1e-3)')
     key, value = item.split('=', 1)
     changes[key.strip()] = parse_value(key.strip(), value)
+  # `lr` and the piecewise `lr_values` are one schedule: `lr` alone scales every value, and
+  # `lr_values` alone sets `lr` to its first.
+  if config.lr_schedule == 'piecewise' and changes.get('lr_schedule', 'piecewise') == 'piecewise':
+    if 'lr' in changes and 'lr_values' not in changes:
+      scale = changes['lr'] / config.lr
+      changes['lr_values'] = tuple(v * scale for v in config.lr_values)
+    elif 'lr_values' in changes and 'lr' not in changes and changes['lr_values']:
+      changes['lr'] = changes['lr_values'][0]
   config = dataclasses.replace(config, **changes)
   validate(config)
   return config
@@ -261,6 +273,9 @@ def validate(c):
     _check(list(c.lr_boundaries) == sorted(set(c.lr_boundaries)), 'lr_boundaries',
            'must be strictly increasing')
     _check(all(v > 0 for v in c.lr_values), 'lr_values', 'must be > 0')
+    _check(math.isclose(c.lr, c.lr_values[0], rel_tol=1e-6), 'lr',
+           f'{c.lr} disagrees with the schedule\'s first value lr_values[0] = {c.lr_values[0]}; '
+           'pass --lr alone (it scales the whole schedule) or lr_values alone')
   _check(0 < c.lr_decay_rate <= 1, 'lr_decay_rate', 'must be in (0, 1]')
   _check(c.lr_decay_steps >= 1, 'lr_decay_steps', 'must be >= 1')
   _check(c.steps >= 1, 'steps', 'must be >= 1')

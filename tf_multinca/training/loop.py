@@ -415,9 +415,10 @@ class Trainer:
         raise DivergedError(
             f'the loss became {loss} (gradient norm {float(out["grad_norm"].numpy())}) at '
             f'step {step_before}; training stopped without applying it. The last good '
-            f'checkpoint is {kept}. Lower the learning rate (--set=lr=... and lr_values=...) '
-            'or enable gradient normalisation (--set=grad_norm=true), then resume in the '
-            'same --workdir.')
+            f'checkpoint is {kept}. Rerun the same command with a lower learning rate, e.g. '
+            f'--set=lr={c.lr / 2:g} (it scales the whole schedule, and the run resumes from '
+            'that checkpoint)' + ('' if c.grad_norm else ', or with --set=grad_norm=true') +
+            '.')
       step = step_before + 1
       recent.append(loss)
       if step % c.summary_every == 0 or step == c.steps:
