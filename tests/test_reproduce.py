@@ -10,14 +10,10 @@ import numpy as np
 import pytest
 
 from tf_multinca import configs, hub, takeover, weights_file, zoo
-from tf_multinca.training import reproduce
+from tf_multinca.training import loop, reproduce
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 COMMITTED = REPO / 'results'
-
-
-class _Interrupt(KeyboardInterrupt):
-  pass
 
 
 @pytest.mark.slow
@@ -29,9 +25,9 @@ def test_reproduce_interrupted_resumed_and_skipped(tmp_path):
   def ctrl_c_after_step_3(message):
     lines.append(message)
     if message.startswith('step 3/'):
-      raise _Interrupt()  # what Ctrl-C does: step 3 is not checkpointed (every 2 steps)
+      raise KeyboardInterrupt()  # Ctrl-C: step 3 is not checkpointed (every 2 steps)
 
-  with pytest.raises(_Interrupt):
+  with pytest.raises(loop.Interrupted, match='interrupted at step 3; rerun'):
     reproduce.run(names, work, results, seeds=3, log=ctrl_c_after_step_3)
   assert (work / names[0] / 'checkpoints').is_dir()
   assert not (results / names[0]).exists() and not (work / names[1]).exists()

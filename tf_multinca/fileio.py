@@ -3,8 +3,13 @@
 import json
 import os
 import pathlib
+import re
 import shutil
 import tempfile
+
+# Names of the temporaries below ('.<name>.<random>[.old.<random>][suffix]') and of TF's own
+# checkpoint temporaries ('ckpt-N_temp...'): what a killed writer leaves behind.
+_TEMPORARY = re.compile(r'\..+\.[a-z0-9_]{8}(\..*)?|ckpt-\d+_temp.*')
 
 
 def write_text(path, text):
@@ -56,3 +61,22 @@ def write_dir(path, save):
   if old is not None:
     shutil.rmtree(old, ignore_errors=True)
   return path
+
+
+def remove_temporaries(*directories):
+  """Removes what killed writers left in `directories` (not recursively): the temporaries of
+  `write_file` / `write_dir` and TF's `ckpt-N_temp` directories. Returns the removed paths."""
+  removed = []
+  for d in directories:
+    d = pathlib.Path(d)
+    if not d.is_dir():
+      continue
+    for p in sorted(d.iterdir()):
+      if not _TEMPORARY.fullmatch(p.name):
+        continue
+      if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+      else:
+        p.unlink(missing_ok=True)
+      removed.append(p)
+  return removed

@@ -19,6 +19,7 @@ from tf_multinca import fileio
 from tf_multinca import hub
 from tf_multinca import injection as inj
 from tf_multinca import layout
+from tf_multinca import limits
 from tf_multinca import metrics
 from tf_multinca import multi
 from tf_multinca import render
@@ -123,8 +124,13 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
   gif_steps = set(range(0, total + 1, gif_every)) if gif_every else set(record)
   gif_steps.add(total)
   keep = set(record) | gif_steps
+  record_set = set(record)
 
   rules = [original] if adversary is None else [original, adversary]
+  grid = size or convention.grid_size
+  limits.check(limits.rollout_bytes(seeds, grid, layout.multi_channels(2),
+                                    kept_states=len(record)),
+               f'a takeover of {seeds} seeds on a {grid}x{grid} grid', 'use fewer seeds')
   if mode == 'multi':
     # A control still runs on the 2-rule layout, so its states render like the pairings'.
     model = multi.MultiNCA(rules if adversary is not None else [original])
@@ -150,16 +156,20 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
       rows[name].append(m[name].numpy() if name in m else np.full([seeds], np.nan, np.float32))
     if t in keep:
       kept_steps.append(t)
-      kept.append(v.numpy())
+      # Every seed at the record steps; the GIF shows sample 0 only.
+      kept.append(v.numpy() if t in record_set else v[:1].numpy())
 
-  observe(0, x)
   no_injection = 0
+  if steps_before == 0 and adversary is not None:  # inject into the seed itself
+    x, mask = _inject(x, spec, padding, rng, mode, lenient)
+    no_injection = int(tf.reduce_sum(tf.cast(tf.reduce_max(mask, [1, 2, 3]) == 0.0, tf.int32)))
+  observe(0, x)
   for t in range(1, total + 1):
     if mode == 'multi':
       x = step(x)
     else:
       x = grow(x) if t <= steps_before else fixed_step(x, mask)
-    if t == steps_before and adversary is not None:
+    if t == steps_before and steps_before > 0 and adversary is not None:
       x, mask = _inject(x, spec, padding, rng, mode, lenient)
       no_injection = int(tf.reduce_sum(tf.cast(tf.reduce_max(mask, [1, 2, 3]) == 0.0,
                                                tf.int32)))
@@ -174,7 +184,7 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
   result.info['no_injection'] = no_injection
   gif_idx = [i for i, t in enumerate(kept_steps) if t in gif_steps]
   result.info['gif_steps'] = [kept_steps[i] for i in gif_idx]
-  result.info['gif_states'] = np.stack([kept[i] for i in gif_idx])
+  result.info['gif_states'] = np.stack([kept[i][:1] for i in gif_idx])
   return result
 
 

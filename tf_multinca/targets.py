@@ -80,14 +80,34 @@ def _resolve(spec):
   return path, spec
 
 
+# A target is resized to 40 px; 16 Mpx (4096 x 4096) is far more than any target needs, and its
+# RGBA pixels stay under 64 MB. Checked from the header, before anything is decoded.
+MAX_PIXELS = 1 << 24
+
+
 def _open_rgba(path, what):
+  """The image at `path` as RGBA, refused if too large, without alpha, or fully transparent."""
   try:
     with Image.open(path) as im:
-      return im.convert('RGBA')
-  except (UnidentifiedImageError, OSError, ValueError) as e:
+      w, h = im.size
+      if w * h > MAX_PIXELS:
+        raise TargetError(f'target {what}: {path} is {w}x{h} pixels; a target is resized to 40 '
+                          f'px, so at most {MAX_PIXELS} pixels are read (scale it down first)')
+      has_alpha = im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or (
+          im.mode in ('P', 'L', 'RGB') and 'transparency' in im.info)
+      if not has_alpha:
+        raise TargetError(f'target {what}: {path} has no alpha channel (mode {im.mode}); the '
+                          "organism's shape is the target's alpha: save it as an RGBA PNG "
+                          'with a transparent background')
+      rgba = im.convert('RGBA')
+  except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
     # A directory, a text file named .png, a truncated PNG...
     raise TargetError(f'target {what}: {path} is not a readable image ({e}); pass a PNG '
-                      'file') from e
+                      'file') from None
+  if rgba.getextrema()[3][1] == 0:
+    raise TargetError(f'target {what}: {path} is fully transparent (alpha 0 everywhere): the '
+                      'organism would be nothing; give the shape a non-zero alpha')
+  return rgba
 
 
 def prepare_target(image, convention='distill', size=None):
@@ -110,7 +130,7 @@ def prepare_target(image, convention='distill', size=None):
     im.thumbnail((size, size), Image.LANCZOS)
     x = np.asarray(im, np.float32) / 255.0
   else:
-    x = resize_bilinear(np.asarray(im, np.float32), size) / 255.0
+    x = resize_bilinear(np.asarray(im), size) / 255.0
   x = np.clip(x, 0.0, 1.0)
   if c.colours == 'premultiplied':
     x[..., :3] *= x[..., 3:]
@@ -136,10 +156,13 @@ def resize_bilinear(x, size):
     `[S_h, S_w, C]` float32.
   """
   sh, sw = (size, size) if isinstance(size, int) else size
-  x = np.asarray(x, np.float64)
+  x = np.asarray(x)
   r0, r1, rt = _bilinear_taps(x.shape[0], sh)
   c0, c1, ct = _bilinear_taps(x.shape[1], sw)
-  x = x[r0] * (1 - rt)[:, None, None] + x[r1] * rt[:, None, None]
+  # Only the source rows the output needs are converted to float64 (exactly as converting the
+  # whole image first: the conversion is exact), so a large image costs no float64 copy.
+  top, bottom = x[r0].astype(np.float64), x[r1].astype(np.float64)
+  x = top * (1 - rt)[:, None, None] + bottom * rt[:, None, None]
   x = x[:, c0] * (1 - ct)[None, :, None] + x[:, c1] * ct[None, :, None]
   return x.astype(np.float32)
 

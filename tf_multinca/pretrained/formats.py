@@ -19,12 +19,14 @@ Formats:
 import base64
 import binascii
 import collections
+import io
 import json
 import math
 import os
 import pathlib
 import pickle
 import re
+import reprlib
 import tempfile
 import zipfile
 
@@ -64,8 +66,29 @@ _PT_NAMES = {
     'layers.2.bias': ('conv2/bias', False),
 }
 
-# A rule is 33 KB; refuse absurd members before reading them (zip bombs).
-_MAX_MEMBER_BYTES = 64 << 20
+# A rule is 8336 float32 (33 KB), its pickle about 1 KB: every member, opcode argument and file
+# is capped well above what a rule can need and far below what would hurt (zip bombs, huge
+# BINBYTES, deep JSON).
+_MAX_MEMBER_BYTES = 1 << 20  # one storage (data/N) or one checkpoint member
+_MAX_PICKLE_BYTES = 1 << 20  # <root>/data.pkl
+_MAX_SMALL_MEMBER_BYTES = 64  # <root>/byteorder, <root>/version
+_MAX_JSON_BYTES = 4 << 20  # a WebGL model of one rule is ~12 KB
+_MAX_WEBGL_SCALE = 1e6  # |scale|: rule weights are O(1); float32 overflows past ~3e38
+
+
+def describe(obj, limit=80):
+  """A short, bounded description of an untrusted object for error messages: its type and a
+  truncated repr (depth and length limited, so a crafted structure cannot explode it)."""
+  r = reprlib.Repr()
+  r.maxlevel, r.maxstring, r.maxother, r.maxlong = 2, 40, 40, 40
+  r.maxtuple = r.maxlist = r.maxdict = r.maxset = r.maxfrozenset = r.maxdeque = 4
+  try:
+    text = r.repr(obj)
+  except Exception:  # pylint: disable=broad-except  (an object whose repr itself fails)
+    text = '?'
+  if len(text) > limit:
+    text = text[:limit - 3] + '...'
+  return f'{type(obj).__name__} {text}'
 
 
 class _StorageType:
@@ -106,7 +129,8 @@ class _Storage:
 def _as_int_tuple(value, what):
   if not isinstance(value, tuple) or not all(
       isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
-    raise UnsafePickleError(f'tensor {what} must be a tuple of non-negative ints, got {value!r}')
+    raise UnsafePickleError(f'tensor {what} must be a tuple of non-negative ints, got '
+                            f'{describe(value)}')
   return value
 
 
@@ -121,7 +145,7 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
   if not isinstance(storage, _Storage):
     raise UnsafePickleError(f'_rebuild_tensor_v2 needs a storage, got {type(storage).__name__}')
   if not isinstance(storage_offset, int) or isinstance(storage_offset, bool) or storage_offset < 0:
-    raise UnsafePickleError(f'bad storage offset {storage_offset!r}')
+    raise UnsafePickleError(f'bad storage offset {describe(storage_offset)}')
   size, stride = _as_int_tuple(size, 'size'), _as_int_tuple(stride, 'stride')
   if len(size) != len(stride):
     raise UnsafePickleError(f'tensor size {size} and stride {stride} differ in rank')
@@ -180,15 +204,16 @@ class _StateDictUnpickler(pickle.Unpickler):
   def persistent_load(self, pid):
     # torch's zip format: ('storage', storage_type, key, location, numel).
     if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == 'storage'):
-      raise UnsafePickleError(f'refused persistent id {pid!r}: expected a storage record')
+      raise UnsafePickleError(f'refused persistent id {describe(pid)}: expected a storage '
+                              'record')
     _, storage_type, key, location, numel = pid
     del location  # 'cuda:0' in the published files; NumPy only needs the bytes
     if not isinstance(storage_type, _StorageType):
-      raise UnsafePickleError(f'refused storage type {storage_type!r}')
+      raise UnsafePickleError(f'refused storage type {describe(storage_type)}')
     if not isinstance(key, str) or not re.fullmatch(r'[0-9A-Za-z_]+', key):
-      raise UnsafePickleError(f'refused storage key {key!r}')
+      raise UnsafePickleError(f'refused storage key {describe(key)}')
     if not isinstance(numel, int) or isinstance(numel, bool) or numel < 0:
-      raise UnsafePickleError(f'refused storage size {numel!r}')
+      raise UnsafePickleError(f'refused storage size {describe(numel)}')
     if key not in self._storages:
       member = f'{self._root}/data/{key}'
       data = _read_member(self._zf, member)
@@ -201,15 +226,20 @@ class _StateDictUnpickler(pickle.Unpickler):
     return self._storages[key]
 
 
-def _read_member(zf, member):
+def _read_member(zf, member, limit=_MAX_MEMBER_BYTES):
+  """The bytes of one zip member, refused past `limit` (from its header, and while reading)."""
   try:
     info = zf.getinfo(member)
   except KeyError:
     raise WeightFormatError(f'archive member {member} is missing') from None
-  if info.file_size > _MAX_MEMBER_BYTES:
+  if info.file_size > limit:
     raise WeightFormatError(f'archive member {member} is {info.file_size} bytes, more than a '
-                            f'rule could need ({_MAX_MEMBER_BYTES})')
-  return zf.read(info)
+                            f'rule could need ({limit})')
+  with zf.open(info) as f:
+    data = f.read(limit + 1)
+  if len(data) > limit:
+    raise WeightFormatError(f'archive member {member} holds more than {limit} bytes')
+  return data
 
 
 def read_pt(path):
@@ -242,21 +272,28 @@ def read_pt(path):
     byteorder = '<'
     if f'{root}/byteorder' in zf.namelist():
       byteorder = {'little': '<', 'big': '>'}.get(
-          zf.read(f'{root}/byteorder').decode('ascii', 'replace').strip())
+          _read_member(zf, f'{root}/byteorder', _MAX_SMALL_MEMBER_BYTES).decode(
+              'ascii', 'replace').strip())
       if byteorder is None:
         raise WeightFormatError(f'{path}: unknown byteorder record')
-    with zf.open(pkls[0]) as f:
-      try:
-        obj = _StateDictUnpickler(f, zf, root, byteorder).load()
-      except (UnsafePickleError, WeightFormatError):
-        raise
-      except Exception as e:  # truncated or garbled pickle: report it as such
-        raise WeightFormatError(f'{path}: malformed data.pkl ({type(e).__name__}: {e})') from e
-  if not isinstance(obj, dict):
-    raise WeightFormatError(f'{path}: expected a state_dict (a mapping), got '
-                            f'{type(obj).__name__}')
+    # The whole pickle is read (capped) first: no opcode can ask for more bytes than it has.
+    pickled = io.BytesIO(_read_member(zf, pkls[0], _MAX_PICKLE_BYTES))
+    try:
+      obj = _StateDictUnpickler(pickled, zf, root, byteorder).load()
+      if not isinstance(obj, dict):
+        raise WeightFormatError(f'{path}: expected a state_dict (a mapping), got '
+                                f'{type(obj).__name__}')
+      # dict.items, not obj.items: a BUILD may have set an attribute called `items`.
+      items = list(dict.items(obj))
+    except (UnsafePickleError, WeightFormatError):
+      raise
+    except Exception as e:  # truncated, garbled or crafted pickle: report it as such
+      raise WeightFormatError(f'{path}: malformed data.pkl ({type(e).__name__}: '
+                              f'{str(e)[:120]})') from None
   weights = {}
-  for key, value in obj.items():
+  for key, value in items:
+    if not isinstance(key, str) or len(key) > 200:
+      raise WeightFormatError(f'{path}: state_dict key {describe(key)} is not a tensor name')
     if not isinstance(value, _Tensor):
       raise WeightFormatError(f'{path}: state_dict entry {key!r} is not a tensor')
     name, is_kernel = _PT_NAMES.get(key, (key, False))  # unknown keys stay, as "unexpected"
@@ -425,16 +462,19 @@ def _parse_webgl_layer(layer, i, path):
   if missing:
     raise WeightFormatError(f'{where} lacks {", ".join(missing)}')
   if layer['type'] != 'uint8':
-    raise WeightFormatError(f'{where} has type {layer["type"]!r}; only "uint8" is supported')
+    raise WeightFormatError(f'{where} has type {describe(layer["type"])}; only "uint8" is '
+                            'supported')
   in_ch, out_ch = layer['in_ch'], layer['out_ch']
   for key, v in (('in_ch', in_ch), ('out_ch', out_ch)):
     if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-      raise WeightFormatError(f'{where}: {key} must be a positive int, got {v!r}')
+      raise WeightFormatError(f'{where}: {key} must be a positive int, got {describe(v)}')
   scales = []
   for key in ('weight_scale', 'bias_scale'):
     v = layer[key]
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-      raise WeightFormatError(f'{where}: {key} must be a finite number, got {v!r}')
+    if (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)
+        or abs(v) > _MAX_WEBGL_SCALE):
+      raise WeightFormatError(f'{where}: {key} must be a finite number of magnitude at most '
+                              f'{_MAX_WEBGL_SCALE:g}, got {describe(v)}')
     scales.append(float(v))
   try:
     data = base64.b64decode(layer['data_b64'], validate=True)
@@ -464,11 +504,17 @@ def read_webgl_json(path):
     WeightMismatchError: layer sizes that do not fit the model.
   """
   path = os.fspath(path)
+  size = os.path.getsize(path)
+  if size > _MAX_JSON_BYTES:
+    raise WeightFormatError(f'{path} is {size} bytes; a WebGL model of one rule is ~12 KB '
+                            f'(at most {_MAX_JSON_BYTES} read)')
   try:
     with open(path, encoding='utf-8') as f:
       layers = json.load(f)
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
     raise WeightFormatError(f'{path} is not valid JSON ({e})') from e
+  except RecursionError:
+    raise WeightFormatError(f'{path} is nested too deeply to be a WebGL model') from None
   if isinstance(layers, dict) and 'modelTopology' in layers:
     raise WeightFormatError(f'{path} is a TF.js graph model, not a Distill WebGL model; read '
                             'the TF checkpoint saved next to it instead')

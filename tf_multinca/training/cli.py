@@ -111,10 +111,16 @@ def main(kind, direct, argv):
 
 def guarded(job):
   """Runs `job()` and returns the binaries' exit status: 0 done, 2 bad input or a state the
-  user can fix (`errors.Error`, a file system error: one line on stderr), 3 a diverged loss.
-  Anything else is a bug and keeps its traceback."""
+  user can fix (`errors.Error`, a file system error: one line on stderr), 3 a diverged loss,
+  130 interrupted (Ctrl-C). Anything else is a bug and keeps its traceback."""
   try:
     job()
+  except loop.Interrupted as e:
+    print(str(e), file=sys.stderr)
+    return 130
+  except KeyboardInterrupt:
+    print('interrupted', file=sys.stderr)
+    return 130
   except loop.DivergedError as e:
     print(f'training diverged: {e}', file=sys.stderr)
     return 3

@@ -16,7 +16,9 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import pathlib
+import re
 import subprocess
 import time
 
@@ -29,6 +31,7 @@ from tf_multinca import conventions as conv_lib
 from tf_multinca import hub
 from tf_multinca import injection as inj
 from tf_multinca import layout
+from tf_multinca import limits
 from tf_multinca import metrics
 from tf_multinca import model as model_lib
 from tf_multinca import multi
@@ -61,6 +64,10 @@ class DivergedError(TrainingError):
   """The loss or a gradient became NaN or infinite; the last good checkpoint is kept."""
 
 
+class Interrupted(TrainingError):
+  """The run was interrupted (Ctrl-C); its checkpoints are kept and the same command resumes."""
+
+
 def grid_side(config):
   conv = conv_lib.get_convention(config.convention)
   return config.grid_size or conv.grid_size
@@ -76,6 +83,13 @@ class Trainer:
     self.log = log
     self.strategy = strategy or tf.distribute.get_strategy()
     distribute.check_batch(c.batch_size, self.strategy)
+    grid = grid_side(c)
+    channels = layout.multi_channels(2) if c.kind == 'adversary' else layout.CHANNEL_N
+    limits.check(limits.rollout_bytes(c.batch_size, grid, channels, kept_states=c.pool_size,
+                                      steps_kept=c.rollout_max),
+                 f'training with batch_size={c.batch_size}, pool_size={c.pool_size} and '
+                 f'{c.rollout_max}-step rollouts on a {grid}x{grid} grid',
+                 'lower batch_size, rollout_max or pool_size (--set=...)')
     self._check_workdir()
     self.convention = conv_lib.get_convention(c.convention)
     self.grid = grid_side(c)
@@ -87,6 +101,8 @@ class Trainer:
     self.target_np = targets.build_target(c.target, self.convention, self.grid,
                                           original=self.original, fire_rate=c.fire_rate)
     self.target = tf.constant(self.target_np)
+    if self.is_adversary:
+      self._check_injection_fits()
     # Cells outside the target's shape (for the optional overgrowth penalty).
     self.outside = tf.constant((self.target_np[..., 3] <= 0.0).astype(np.float32))
     self.rng = tf.random.Generator.from_seed(c.seed)
@@ -143,6 +159,26 @@ class Trainer:
     self.optimizer.build(_rule_vars(self.trainee))
     # Fire-mask columns per step: one per rule of the net being rolled out.
     self.noise_columns = 2 if self.is_adversary else 1
+
+  def _check_injection_fits(self):
+    """Refuses, before anything is trained, a square that fits inside no organism at the
+    injection step (training would run with no adversary at all): grows 2 organisms."""
+    c = self.config
+    if self.injection['kind'] != 'square':
+      return
+    rng = tf.random.Generator.from_seed(c.seed)
+    grow = tf.function(lambda s: self.grower(s, fire_rate=c.fire_rate, rng=rng))
+    x = self.grower.seed(2, self.grid)
+    for _ in range(c.inject_min):
+      x = grow(x)
+    x = tf.concat([x, tf.zeros_like(x[..., :1])], -1)
+    side = self.injection['side']
+    if not bool(tf.reduce_any(inj.square_centres_available(x, side, self.convention.padding))):
+      alive = int(tf.reduce_sum(tf.cast(metrics.alive_cells(x), tf.int32))) // 2
+      raise TrainingError(
+          f'injection {c.injection}: a {side}x{side} square fits inside no organism of '
+          f'{c.original} at step {c.inject_min} ({alive} mature cells); use a smaller square '
+          '(square:2) or a spray (spray:0.1)')
 
   def _check_workdir(self):
     """Refuses a workdir whose config.json disagrees with this config (before touching it)."""
@@ -371,14 +407,61 @@ class Trainer:
              f'{self.pool.size} fresh {self.config.injection} injections in '
              f'{time.time() - t:.1f}s; training the takeover')
 
+  def _checkpoints_on_disk(self):
+    """Checkpoint prefixes in checkpoints/, newest first, from the files themselves: a deleted
+    or stale state file must not hide them."""
+    found = {}
+    for index in (self.workdir / 'checkpoints').glob('ckpt-*.index'):
+      m = re.fullmatch(r'ckpt-(\d+)\.index', index.name)
+      if m:
+        found[int(m.group(1))] = str(index.parent / f'ckpt-{m.group(1)}')
+    return [found[n] for n in sorted(found, reverse=True)]
+
+  def _set_aside(self, prefix):
+    """Renames an unreadable checkpoint's files to `corrupt-ckpt-N.*` (kept, never deleted)."""
+    path = pathlib.Path(prefix)
+    for f in path.parent.glob(path.name + '.*'):
+      os.replace(f, f.with_name('corrupt-' + f.name))
+
   def restore_or_init(self):
-    """Restores the latest checkpoint; otherwise fills the pool. Returns the restored path."""
+    """Restores the newest readable checkpoint; otherwise fills the pool. Returns its path.
+
+    A missing state file (`checkpoints/checkpoint`) is rebuilt from the checkpoints on disk;
+    an unreadable newest checkpoint is set aside (`corrupt-ckpt-N.*`) and the one before is
+    used; the log says both. Checkpoints that exist are never trained over from step 0.
+
+    Raises:
+      TrainingError: checkpoints exist and none of them can be read.
+    """
+    d = self.workdir / 'checkpoints'
+    on_disk = self._checkpoints_on_disk()
     latest = self.manager.latest_checkpoint
-    if latest:
-      self._core_checkpoint.restore(latest).assert_existing_objects_matched()
-      self.checkpoint.restore(latest).expect_partial()
-      self.log(f'resumed from {latest} at step {int(self.step.numpy())}')
-      return latest
+    if on_disk and latest != on_disk[0]:
+      self.log(f'the checkpoint state file {d / "checkpoint"} is missing or stale; recovering '
+               f'from the checkpoints on disk ({", ".join(pathlib.Path(p).name for p in on_disk)})')
+    for i, path in enumerate(on_disk):
+      try:
+        self._core_checkpoint.restore(path).assert_existing_objects_matched().expect_partial()
+        self.checkpoint.restore(path).expect_partial()
+      except (tf.errors.OpError, ValueError, AssertionError) as e:
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        self.log(f'checkpoint {path} is unreadable ({reason}); set aside as corrupt-'
+                 f'{pathlib.Path(path).name}.*, trying the one before')
+        self._set_aside(path)
+        continue
+      good = on_disk[i:]
+      if latest != path or i:
+        # The manager must know every checkpoint kept, so that it rotates them and never
+        # loses track of one.
+        tf.compat.v1.train.update_checkpoint_state(
+            str(d), path, all_model_checkpoint_paths=list(reversed(good)))
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(d),
+                                                  max_to_keep=self.config.keep_checkpoints)
+      self.log(f'resumed from {path} at step {int(self.step.numpy())}')
+      return path
+    if on_disk:
+      raise TrainingError(f'none of the checkpoints in {d} can be read; move the directory '
+                          'aside to start over, or pass a new --workdir')
     if self.pool is not None:
       t = time.time()
       pretrain = self._pretraining(0)
@@ -389,11 +472,31 @@ class Trainer:
     return None
 
   def run(self):
-    """Trains to `config.steps` (resuming), evaluates, exports; returns the metrics dict."""
+    """Trains to `config.steps` (resuming), evaluates, exports; returns the metrics dict.
+
+    Raises:
+      Interrupted: on Ctrl-C (KeyboardInterrupt); the checkpoints are kept.
+      DivergedError: a NaN or infinite loss or gradient.
+    """
+    try:
+      return self._run()
+    except KeyboardInterrupt:
+      last = self.manager.latest_checkpoint
+      raise Interrupted(
+          f'interrupted at step {int(self.step.numpy())}; rerun the same command to resume '
+          f'(from {pathlib.Path(last).name if last else "the start: no checkpoint yet"})'
+      ) from None
+
+  def _run(self):
     c = self.config
     self.workdir.mkdir(parents=True, exist_ok=True)
     io.write_json(self.workdir / 'config.json', c.to_dict())
     record_provenance(self.workdir)
+    removed = io.remove_temporaries(self.workdir, self.workdir / 'export',
+                                    self.workdir / 'checkpoints')
+    if removed:
+      self.log(f'removed {len(removed)} temporary file(s) left by an interrupted run: '
+               + ', '.join(p.name for p in removed[:4]) + (' ...' if len(removed) > 4 else ''))
     self.restore_or_init()
     writer = tf.summary.create_file_writer(str(self.workdir / 'tensorboard'))
     with writer.as_default():
