@@ -144,7 +144,7 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(tmp_path, mirror):
     (['--set=steps'], 'key=value'),
     (['--injection=circle:2'], 'config field injection'),
     (['stray_argument'], 'unexpected arguments'),
-    (['--config=nca_growing_testing'], 'config must be one of'),
+    (['--config=nca_growing_testing'], 'use python -m tools.train_nca'),
 ])
 def test_bad_flags_are_rejected_before_the_workdir(tmp_path, mirror, args, message):
   work = tmp_path / 'run'

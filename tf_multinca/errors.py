@@ -7,4 +7,5 @@ message says how (one line, exit 2). Anything else is a bug and keeps its traceb
 
 class Error(Exception):
   """An error of ours: bad input, a missing file, a run that cannot go on. The message names
-  what was wrong and how to fix it."""
+  what was wrong and how to fix it. `exit_code` is the binaries' exit status for it."""
+  exit_code = 2

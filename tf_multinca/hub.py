@@ -84,10 +84,10 @@ def _load_path(path, convention, **model_kwargs):
     weights = _workdir_weights(path)
     if weights is not None:
       return weights_file.load(weights, convention, **model_kwargs)
-    if (path / 'saved_model.pb').exists():
+    if (path / 'saved_model.pb').exists() or (path / 'export' / 'saved_model').is_dir():
       raise HubError(
-          f'{path} is a SavedModel directory; SavedModels are not loaded (loading one runs its '
-          'graph). Pass the .weights.h5 exported beside it, or a training workdir')
+          f'{path} holds a SavedModel but no exported .weights.h5; SavedModels are not loaded '
+          '(loading one runs its graph). Pass the .weights.h5 written beside it')
   if path.name.endswith(weights_file.SUFFIX):
     return weights_file.load(path, convention, **model_kwargs)
   return pretrained.load(path, convention, **model_kwargs)

@@ -8,10 +8,13 @@ Needs the published lizard weights (grown states are realistic). Figures are med
 machine may be shared. See `tf_multinca.bench`.
 """
 
-import sys
+import os
+import pathlib
 
 from absl import app
 from absl import flags
+
+from tf_multinca import binary
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('kinds', ['single', 'multi2', 'multi3', 'train', 'trainer'],
@@ -35,23 +38,40 @@ flags.DEFINE_bool('xla_masks', True, 'compile the masking of the fast MultiNCA f
 flags.DEFINE_string('out', None, 'also write the table to this file')
 
 
+def _positive_ints(values, multiple=1):
+  try:
+    return bool(values) and all(int(v) >= 1 and int(v) % multiple == 0 for v in values)
+  except ValueError:
+    return False
+
+
+flags.register_validator('batches', _positive_ints, message='--batches must be whole numbers '
+                         '>= 1, e.g. 1,6,64')
+flags.register_validator('train_batches', lambda v: v is None or _positive_ints(v),
+                         message='--train_batches must be whole numbers >= 1')
+for _name in ('sizes', 'train_sizes'):
+  flags.register_validator(_name, lambda v: v is None or _positive_ints(v, 48),
+                           message=f'--{_name} must be multiples of 48 (the states are grown '
+                           'organisms tiled on the grid), e.g. 48,96')
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  from tf_multinca import bench  # pylint: disable=g-import-not-at-top
-  from tf_multinca import fileio as io  # pylint: disable=g-import-not-at-top
-  try:
-    ints = lambda xs: [int(v) for v in xs] if xs else None
-    kwargs = {'impl': FLAGS.impl} if FLAGS.impl else {}
-    if not FLAGS.xla_masks:
-      kwargs['xla_masks'] = False
-    peak, rule_rate, rows = bench.run_benchmark(
-        FLAGS.kinds, ints(FLAGS.batches), ints(FLAGS.sizes), FLAGS.repeats, FLAGS.min_seconds,
-        kwargs, ints(FLAGS.train_batches), ints(FLAGS.train_sizes), FLAGS.train_repeats,
-        {'impl': FLAGS.baseline} if FLAGS.baseline else None)
-  except (ValueError, KeyError, OSError) as e:
-    print(f'bench: {e}', file=sys.stderr)
-    return 2
+  if FLAGS.out:  # before the benchmark runs, not after
+    out = pathlib.Path(FLAGS.out)
+    parent = out.parent if str(out.parent) else pathlib.Path('.')
+    if out.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
+      raise app.UsageError(f'--out={FLAGS.out}: cannot write there (not a writable directory '
+                           'for the file); pick another path')
+  ints = lambda xs: [int(v) for v in xs] if xs else None
+  kwargs = {'impl': FLAGS.impl} if FLAGS.impl else {}
+  if not FLAGS.xla_masks:
+    kwargs['xla_masks'] = False
+  peak, rule_rate, rows = bench.run_benchmark(
+      FLAGS.kinds, ints(FLAGS.batches), ints(FLAGS.sizes), FLAGS.repeats, FLAGS.min_seconds,
+      kwargs, ints(FLAGS.train_batches), ints(FLAGS.train_sizes), FLAGS.train_repeats,
+      {'impl': FLAGS.baseline} if FLAGS.baseline else None)
   table = bench.format_table(rows, peak, rule_rate,
                              title=f'impl={FLAGS.impl or "default"} '
                              f'xla_masks={FLAGS.xla_masks} baseline={FLAGS.baseline}')
@@ -62,4 +82,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  binary.run(main)

@@ -13,11 +13,12 @@ This file is intentionally kept short: the work is in `tf_multinca.export`.
 
 import os
 import pathlib
-import sys
 
 from absl import app
 from absl import flags
 from absl import logging
+
+from tf_multinca import binary
 
 # Before TensorFlow loads: its start-up chatter would bury the summary.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -69,20 +70,16 @@ def main(argv):
     raise app.UsageError('give --pairing=... and/or --model=...')
   logging.set_verbosity(logging.WARNING)  # TF's SavedModel chatter would bury the summary
   out_dir = pathlib.Path(FLAGS.out_dir)
-  try:
-    models = _models()
-    for name, model, info in models:
-      paths = export.export(model, out_dir / name, formats=FLAGS.format, name=name, info=info)
-      for kind, path in paths.items():
-        print(f'{name} {kind}: {path}')
-    if FLAGS.index and 'tfjs' in FLAGS.format:
-      index = export.write_index(out_dir)
-      print(f'index: {out_dir / "index.json"} ({len(index["models"])} models)')
-  except (ValueError, KeyError, OSError, export.ExportError) as e:
-    print(f'export: {e}', file=sys.stderr)
-    return 2
+  models = _models()
+  for name, model, info in models:
+    paths = export.export(model, out_dir / name, formats=FLAGS.format, name=name, info=info)
+    for kind, path in paths.items():
+      print(f'{name} {kind}: {path}')
+  if FLAGS.index and 'tfjs' in FLAGS.format:
+    index = export.write_index(out_dir)
+    print(f'index: {out_dir / "index.json"} ({len(index["models"])} models)')
   return 0
 
 
 if __name__ == '__main__':
-  app.run(main)
+  binary.run(main)

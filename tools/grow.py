@@ -6,10 +6,11 @@ For each model: `<name>.png` (the final organisms, tiled), `<name>.gif` (the gro
 `<name>_mse.txt` when it has a target. Intentionally short: see `tf_multinca.rollout`.
 """
 
-import sys
 
 from absl import app
 from absl import flags
+
+from tf_multinca import binary
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('models', ['distill/ex2_lizard', 'paper/lizard/persist'],
@@ -25,15 +26,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from tf_multinca import grow_report  # pylint: disable=g-import-not-at-top
-  try:
-    for line in grow_report.grow_models(FLAGS.models, FLAGS.workdir, FLAGS.steps, FLAGS.batch,
-                                        FLAGS.seed, FLAGS.zoom):
-      print(line)
-  except (ValueError, KeyError, OSError) as e:
-    print(f'grow: {e}', file=sys.stderr)
-    return 2
+  for line in grow_report.grow_models(FLAGS.models, FLAGS.workdir, FLAGS.steps, FLAGS.batch,
+                                      FLAGS.seed, FLAGS.zoom):
+    print(line)
   return 0
 
 
 if __name__ == '__main__':
-  app.run(main)
+  binary.run(main)

@@ -11,9 +11,9 @@ Writes sweep.csv, sweep.md, sweep.json and sweep.png under --workdir; each run l
 from absl import app
 from absl import flags
 
+from tf_multinca import binary
 from tf_multinca import configs
 from tf_multinca.configs import adversary
-from tf_multinca.training import cli
 from tf_multinca.training import sweep
 
 FLAGS = flags.FLAGS
@@ -40,29 +40,19 @@ def _check_regimes(values):
   return bool(values) and all(v in configs.names('adversary') for v in values)
 
 
-@flags.multi_flags_validator(['regimes', 'set'], message='bad --set override')
-def _check_set(values):
-  try:
-    for r in values['regimes']:
-      configs.get_config(r, values['set'])
-  except configs.ConfigError as e:
-    raise flags.ValidationError(str(e)) from None
-  return True
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
 
-  def job():
-    out = sweep.run_sweep(FLAGS.workdir, FLAGS.regimes, [float(r) for r in FLAGS.rates],
-                          FLAGS.set, log=lambda m: print(m, flush=True))
-    print(open(out['markdown'], encoding='utf-8').read())
-    for k in ('csv', 'markdown', 'png'):
-      print(f'{k}: {out[k]}')
-
-  return cli.guarded(job)
+  for r in FLAGS.regimes:  # every override, before anything is trained
+    configs.get_config(r, FLAGS.set)
+  out = sweep.run_sweep(FLAGS.workdir, FLAGS.regimes, [float(r) for r in FLAGS.rates],
+                        FLAGS.set, log=lambda m: print(m, flush=True))
+  print(open(out['markdown'], encoding='utf-8').read())
+  for k in ('csv', 'markdown', 'png'):
+    print(f'{k}: {out[k]}')
+  return 0
 
 
 if __name__ == '__main__':
-  app.run(main)
+  binary.run(main)

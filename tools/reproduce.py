@@ -14,9 +14,9 @@ already holds the same config is skipped unless --retrain. Exit status: 0 done, 
 from absl import app
 from absl import flags
 
+from tf_multinca import binary
 from tf_multinca import configs
 from tf_multinca import zoo
-from tf_multinca.training import cli
 from tf_multinca.training import reproduce
 
 FLAGS = flags.FLAGS
@@ -45,31 +45,19 @@ def _check_experiments(values):
     return False
 
 
-@flags.multi_flags_validator(['experiments', 'set'], message='bad --set override')
-def _check_set(values):
-  try:
-    for name in values['experiments'] or ():
-      configs.get_config(name, values['set'])
-  except (configs.ConfigError, reproduce.ReproduceError) as e:
-    raise flags.ValidationError(str(e)) from None
-  return True
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  out = {}
-
-  def job():
-    out.update(reproduce.run(
-        FLAGS.experiments, FLAGS.workdir, FLAGS.results_dir or zoo.results_dir(),
-        retrain=FLAGS.retrain, report_only=FLAGS.report_only, seeds=FLAGS.eval_seeds,
-        overrides=FLAGS.set, log=lambda m: print(m, flush=True)))
-    for name, record in out['records'].items():
-      print(f'{name}: {"passes" if record.verdict.passed else "does not pass"} the bar')
-
-  return cli.guarded(job)
+  for name in FLAGS.experiments:  # every override, before anything is trained
+    configs.get_config(name, FLAGS.set)
+  out = reproduce.run(
+      FLAGS.experiments, FLAGS.workdir, FLAGS.results_dir or zoo.results_dir(),
+      retrain=FLAGS.retrain, report_only=FLAGS.report_only, seeds=FLAGS.eval_seeds,
+      overrides=FLAGS.set, log=lambda m: print(m, flush=True))
+  for name, record in out['records'].items():
+    print(f'{name}: {"passes" if record.verdict.passed else "does not pass"} the bar')
+  return 0
 
 
 if __name__ == '__main__':
-  app.run(main)
+  binary.run(main)

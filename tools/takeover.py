@@ -12,12 +12,10 @@ and std over seeds), `<name>_strip.png`, `<name>.gif` and TensorBoard logs under
 The work is in `tf_multinca.takeover`.
 """
 
-import sys
-
 from absl import app
 from absl import flags
 
-from tf_multinca import errors
+from tf_multinca import binary
 from tf_multinca import hub
 from tf_multinca import injection
 from tf_multinca import takeover
@@ -62,16 +60,12 @@ def main(argv):
   name = FLAGS.name or (FLAGS.pairing or 'takeover').replace('/', '_').replace('%', 'pct')
   if FLAGS.control:
     name += '_control'
-  try:
-    result, paths = takeover.run_named(
-        FLAGS.workdir, name=name, steps_before=FLAGS.steps_before,
-        steps_after=FLAGS.steps_after, seeds=FLAGS.seeds, seed=FLAGS.seed, mode=FLAGS.mode,
-        gif_every=FLAGS.gif_every, pairing=FLAGS.pairing, original=FLAGS.original,
-        adversary=FLAGS.adversary, injection=FLAGS.injection, target=FLAGS.target,
-        control=FLAGS.control, convention=FLAGS.convention)
-  except (errors.Error, OSError) as e:
-    print(f'takeover: {e}', file=sys.stderr)
-    return 2
+  result, paths = takeover.run_named(
+      FLAGS.workdir, name=name, steps_before=FLAGS.steps_before,
+      steps_after=FLAGS.steps_after, seeds=FLAGS.seeds, seed=FLAGS.seed, mode=FLAGS.mode,
+      gif_every=FLAGS.gif_every, pairing=FLAGS.pairing, original=FLAGS.original,
+      adversary=FLAGS.adversary, injection=FLAGS.injection, target=FLAGS.target,
+      control=FLAGS.control, convention=FLAGS.convention)
   total = FLAGS.steps_before + FLAGS.steps_after
   for step, values in takeover.summary(result, (100, 200, total)).items():
     text = ', '.join(f'{k} {m:.4g} ± {s:.2g}' for k, (m, s) in values.items() if m == m)
@@ -82,4 +76,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  binary.run(main)

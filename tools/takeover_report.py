@@ -5,8 +5,12 @@ r"""Runs every published pairing of the paper and its control; writes report.md 
 This file is intentionally kept short: the work is in `tf_multinca.takeover.report`.
 """
 
+import pathlib
+
 from absl import app
 from absl import flags
+
+from tf_multinca import binary
 
 from tf_multinca import hub
 from tf_multinca import takeover
@@ -27,11 +31,13 @@ def _check(values):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if pathlib.Path(FLAGS.workdir).exists() and not pathlib.Path(FLAGS.workdir).is_dir():
+    raise app.UsageError(f'--workdir={FLAGS.workdir} is a file; pass a directory')
   steps = (100, 200, 60 + FLAGS.steps_after)
   takeover.report(FLAGS.workdir, FLAGS.pairings, seeds=FLAGS.seeds, seed=FLAGS.seed,
                   steps_after=FLAGS.steps_after, report_steps=steps)
-  print((takeover.pathlib.Path(FLAGS.workdir) / 'report.md').read_text())
+  print((pathlib.Path(FLAGS.workdir) / 'report.md').read_text())
 
 
 if __name__ == '__main__':
-  app.run(main)
+  binary.run(main)

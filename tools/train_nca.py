@@ -10,8 +10,7 @@ A run resumes from the last checkpoint in --workdir. Exit status: 0 done, 2 bad 
 3 the loss diverged. The work is in tf_multinca.training.
 """
 
-from absl import app
-
+from tf_multinca import binary
 from tf_multinca import configs
 from tf_multinca.training import cli
 
@@ -23,4 +22,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  binary.run(main)

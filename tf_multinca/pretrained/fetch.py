@@ -16,6 +16,7 @@ live inside a zip are extracted, each file verified, into `<cache>/extracted/<na
 
 import hashlib
 import os
+import socket
 import pathlib
 import tempfile
 import time
@@ -181,12 +182,30 @@ def _download(entry, dest, retries, backoff, timeout):
       except (requests.ConnectionError, requests.Timeout,
               requests.exceptions.ChunkedEncodingError,
               requests.exceptions.ContentDecodingError) as e:
+        if _no_such_host(e):
+          # No DNS (an offline machine): retrying cannot help, say so at once.
+          raise FetchError(
+              f'cannot download {entry.name}: the host of {entry.url} cannot be resolved (no '
+              f'network?). Offline, set ${MIRROR_ENV} to a mirror of the published files laid '
+              'out as <dir>/<host>/<path>') from None
         # A dropped connection or a body shorter than its Content-Length: try again.
-        last = f'{type(e).__name__}: {e}'
+        last = f'{type(e).__name__}: {str(e)[:200]}'
         continue
       return sink.commit(entry.url)
   raise FetchError(f'cannot download {entry.name} from {entry.url} after {retries + 1} attempts: '
-                   f'{last}')
+                   f'{last}. Offline, set ${MIRROR_ENV} to a mirror of the published files')
+
+
+def _no_such_host(error):
+  """Whether a requests error comes from a failed name resolution (socket.gaierror)."""
+  seen, e = set(), error
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    if isinstance(e, socket.gaierror) or type(e).__name__ == 'NameResolutionError':
+      return True
+    e = e.__cause__ or e.__context__ or (e.args[0] if e.args and isinstance(
+        e.args[0], BaseException) else None) or getattr(e, 'reason', None)
+  return False
 
 
 def _extract_dir(entry, cache_dir):
@@ -229,8 +248,8 @@ def _fetch_member(entry, cache_dir, manifest, **kwargs):
   return prefix
 
 
-def fetch(name_or_entry, cache_dir=None, *, manifest=None, retries=3, backoff=1.0,
-          timeout=(10.0, 60.0)):
+def fetch(name_or_entry, cache_dir=None, *, manifest=None, retries=2, backoff=1.0,
+          timeout=(5.0, 15.0)):
   """Returns the local path of a verified copy of a manifest entry, fetching it if needed.
 
   Args:
@@ -252,6 +271,17 @@ def fetch(name_or_entry, cache_dir=None, *, manifest=None, retries=3, backoff=1.
   """
   entry = manifest_lib.get(name_or_entry, manifest)
   kwargs = dict(retries=retries, backoff=backoff, timeout=timeout)
+  try:
+    return _fetch(entry, cache_dir, manifest, kwargs)
+  except FetchError:
+    raise
+  except OSError as e:  # the cache: a file where a directory should be, read-only, full disk
+    raise FetchError(f'cannot write {entry.name} into the cache {cache_root(cache_dir)} '
+                     f'({e.strerror or e}: {e.filename or ""}); set ${CACHE_ENV} (or --cache_dir) '
+                     'to a writable directory') from None
+
+
+def _fetch(entry, cache_dir, manifest, kwargs):
   if entry.in_archive:
     return _fetch_member(entry, cache_dir, manifest, **kwargs)
   dest = cache_path(entry, cache_dir)

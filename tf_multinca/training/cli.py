@@ -4,13 +4,12 @@ Every override is validated (by building the config) before anything touches the
 """
 
 import pathlib
-import sys
 
+from absl import app
 from absl import flags
 from absl import logging
 
 from tf_multinca import configs
-from tf_multinca import errors
 from tf_multinca.training import distribute
 from tf_multinca.training import loop
 
@@ -47,23 +46,15 @@ def define_flags(kind, default_config):
   for flag, field in direct.items():
     flags.DEFINE_string(flag, None, f'override of the config field {field}')
 
+  # Any config name passes here, so that one of the other kind gets the binary to use.
   @flags.validator('config', message=f'--config must be one of: {", ".join(names)}')
   def _check_config(value):  # pylint: disable=unused-variable
-    return value in names
+    return value in configs.names()
 
   @flags.validator('workdir', message='--workdir must be a directory path (not an existing '
                    'file)')
   def _check_workdir(value):  # pylint: disable=unused-variable
     return value is None or not pathlib.Path(value).is_file()
-
-  @flags.multi_flags_validator(['config', 'set'] + list(direct),
-                               message='bad config override')
-  def _check_overrides(values):  # pylint: disable=unused-variable
-    try:
-      build_config(values, direct)
-    except configs.ConfigError as e:
-      raise flags.ValidationError(f'{e} (from --set or a direct override flag)') from None
-    return True
 
   return direct
 
@@ -82,8 +73,8 @@ def build_config(values, direct):
 
 
 def main(kind, direct, argv):
-  """Runs the binary: returns the exit status (0 ok, 2 bad input, 3 diverged)."""
-  from absl import app  # pylint: disable=g-import-not-at-top
+  """Runs the binary (under `binary.run`, which maps our errors to exit statuses): validates
+  every override by building the config before anything touches the workdir, then trains."""
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   f = flags.FLAGS
@@ -95,38 +86,15 @@ def main(kind, direct, argv):
   values = {name: f[name].value for name in ['config', 'set'] + list(direct)}
   config = build_config(values, direct)
   if config.kind != kind:
-    raise app.UsageError(f'--config={config.name} is an {config.kind} config; use the '
-                         f'tools.train_{"nca" if config.kind == "nca" else "adversary"} binary')
+    other = 'train_nca' if config.kind == 'nca' else 'train_adversary'
+    raise configs.ConfigError(f'--config={config.name} is an {config.kind} config; use '
+                              f'python -m tools.{other}')
   logging.info('config %s: %s', config.name, config)
-
-  def job():
-    strategy = distribute.make_strategy(f.strategy, f.cpu_devices)
-    if strategy.num_replicas_in_sync > 1:
-      _log(f'{f.strategy} strategy over {strategy.num_replicas_in_sync} replicas: '
-           f'{", ".join(strategy.extended.worker_devices)}')
-    loop.train(config, f.workdir, log=_log, strategy=strategy)
-
-  return guarded(job)
-
-
-def guarded(job):
-  """Runs `job()` and returns the binaries' exit status: 0 done, 2 bad input or a state the
-  user can fix (`errors.Error`, a file system error: one line on stderr), 3 a diverged loss,
-  130 interrupted (Ctrl-C). Anything else is a bug and keeps its traceback."""
-  try:
-    job()
-  except loop.Interrupted as e:
-    print(str(e), file=sys.stderr)
-    return 130
-  except KeyboardInterrupt:
-    print('interrupted', file=sys.stderr)
-    return 130
-  except loop.DivergedError as e:
-    print(f'training diverged: {e}', file=sys.stderr)
-    return 3
-  except (errors.Error, OSError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+  strategy = distribute.make_strategy(f.strategy, f.cpu_devices)
+  if strategy.num_replicas_in_sync > 1:
+    _log(f'{f.strategy} strategy over {strategy.num_replicas_in_sync} replicas: '
+         f'{", ".join(strategy.extended.worker_devices)}')
+  loop.train(config, f.workdir, log=_log, strategy=strategy)
   return 0
 
 

@@ -62,10 +62,15 @@ class TrainingError(errors.Error, RuntimeError):
 
 class DivergedError(TrainingError):
   """The loss or a gradient became NaN or infinite; the last good checkpoint is kept."""
+  exit_code = 3
+
+  def __str__(self):
+    return f'training diverged: {super().__str__()}'
 
 
 class Interrupted(TrainingError):
   """The run was interrupted (Ctrl-C); its checkpoints are kept and the same command resumes."""
+  exit_code = 130
 
 
 def grid_side(config):
@@ -440,15 +445,15 @@ class Trainer:
       self.log(f'the checkpoint state file {d / "checkpoint"} is missing or stale; recovering '
                f'from the checkpoints on disk ({", ".join(pathlib.Path(p).name for p in on_disk)})')
     for i, path in enumerate(on_disk):
-      try:
-        self._core_checkpoint.restore(path).assert_existing_objects_matched().expect_partial()
-        self.checkpoint.restore(path).expect_partial()
-      except (tf.errors.OpError, ValueError, AssertionError) as e:
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+      reason = _unreadable(path)
+      if reason:
         self.log(f'checkpoint {path} is unreadable ({reason}); set aside as corrupt-'
                  f'{pathlib.Path(path).name}.*, trying the one before')
         self._set_aside(path)
         continue
+      # Read in full above (every checksum checked), so a restore cannot fail half-way.
+      self._core_checkpoint.restore(path).assert_existing_objects_matched().expect_partial()
+      self.checkpoint.restore(path).expect_partial()
       good = on_disk[i:]
       if latest != path or i:
         # The manager must know every checkpoint kept, so that it rotates them and never
@@ -747,6 +752,18 @@ class _BestWeights(tf.Module):
 def _rule_vars(ca):
   """A CAModel's rule variables in `model.WEIGHT_NAMES` order."""
   return [ca.conv1.kernel, ca.conv1.bias, ca.conv2.kernel, ca.conv2.bias]
+
+
+def _unreadable(prefix):
+  """Why the checkpoint `prefix` cannot be read in full (a truncated file, a checksum), or ''."""
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except (tf.errors.OpError, ValueError) as e:
+    text = str(e).strip()
+    return text.splitlines()[-1][:160] if text else type(e).__name__
+  return ''
 
 
 def code_commit():

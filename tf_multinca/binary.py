@@ -1,0 +1,46 @@
+"""What every `tools/` binary shares: flag errors as one line, and the documented exit statuses.
+
+    if __name__ == '__main__':
+      binary.run(main)
+
+Exit statuses: 0 done; 2 bad input or a state the user can fix (a flag, an `errors.Error`, a
+file system error: one line on stderr naming what was wrong and how to fix it); 3 a diverged
+loss; 130 interrupted (Ctrl-C). Anything else is a bug and keeps its traceback.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+
+from tf_multinca import errors
+
+
+def _error(message, status):
+  print(f'error: {message}' if status == 2 else str(message), file=sys.stderr)
+  return status
+
+
+def _parse(argv):
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(_error(f'{e} (--help lists the flags)', 2))
+
+
+def run(main):
+  """`absl.app.run(main)` with our exit statuses (see the module docstring)."""
+
+  def wrapped(argv):
+    try:
+      return main(argv) or 0
+    except app.UsageError as e:
+      return _error(f'{e} (--help lists the flags)', 2)
+    except errors.Error as e:
+      return _error(e, e.exit_code)
+    except OSError as e:
+      return _error(e, 2)
+    except KeyboardInterrupt:
+      return _error('interrupted', 130)
+
+  app.run(wrapped, flags_parser=_parse)
