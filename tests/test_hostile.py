@@ -319,3 +319,32 @@ def test_ctrl_c_stops_training_with_one_line_and_exit_130(tmp_path):
   assert last.startswith('interrupted at step ') and 'rerun the same command' in last
   assert 'Traceback' not in err
   assert list((work / 'checkpoints').glob('ckpt-*.index'))
+
+
+def test_no_dns_fails_at_once_with_the_mirror_hint(tmp_path, monkeypatch):
+  import socket
+  import requests
+  from tf_multinca import pretrained
+  calls = []
+
+  def no_dns(url, **kwargs):
+    calls.append(url)
+    try:
+      raise socket.gaierror(-3, 'Temporary failure in name resolution')
+    except socket.gaierror as e:
+      raise requests.ConnectionError(f'Max retries exceeded with url: {url}') from e
+
+  monkeypatch.delenv('TF_MULTINCA_MIRROR', raising=False)
+  monkeypatch.setattr(requests, 'get', no_dns)
+  t = time.time()
+  with pytest.raises(pretrained.FetchError, match='cannot be resolved.*TF_MULTINCA_MIRROR'):
+    pretrained.fetch('paper/images/lizard', tmp_path / 'cache', retries=3, backoff=5.0)
+  assert len(calls) == 1 and time.time() - t < 1.0  # no retries, no back-off
+
+
+def test_a_cache_that_cannot_be_written_is_one_clear_error(tmp_path):
+  from tf_multinca import pretrained
+  blocker = tmp_path / 'file'
+  blocker.write_text('not a directory')
+  with pytest.raises(pretrained.FetchError, match='cannot write .* into the cache'):
+    pretrained.fetch('paper/images/lizard', blocker / 'cache')

@@ -25,14 +25,19 @@ recorded around each row, since the machine is shared.
 import dataclasses
 import os
 import statistics
+import tempfile
 import time
 
 import tensorflow as tf
 
+from tf_multinca import configs
 from tf_multinca import injection
 from tf_multinca import layout
 from tf_multinca import metrics
 from tf_multinca import multi
+from tf_multinca import pretrained
+from tf_multinca import targets
+from tf_multinca.training import loop
 
 keras = tf.keras
 
@@ -116,8 +121,6 @@ def grow_states(batch=6, grow_steps=60, seed=0, step_kwargs=None):
   Returns:
     `States`.
   """
-  from tf_multinca import pretrained  # pylint: disable=g-import-not-at-top
-  from tf_multinca import targets  # pylint: disable=g-import-not-at-top
   pairs = [pretrained.load_pairing(p) for p in PAIRINGS]
   rules = [pairs[0].original, pairs[0].adversary, pairs[1].adversary]
   conv = rules[0].convention
@@ -201,9 +204,6 @@ def make_trainer_step(batch, size, steps=80, workdir=None):
   Returns:
     (`() -> loss` running one train step, the `Trainer`).
   """
-  import tempfile  # pylint: disable=g-import-not-at-top
-  from tf_multinca import configs  # pylint: disable=g-import-not-at-top
-  from tf_multinca.training import loop  # pylint: disable=g-import-not-at-top
   config = configs.get_config('lizard_red', [
       f'batch_size={batch}', f'rollout_min={steps}', f'rollout_max={steps}', 'replace_worst=0',
       f'pool_size={max(batch, 8)}', f'grid_size={size}'])

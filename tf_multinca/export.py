@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import types
 
 import numpy as np
 import tensorflow as tf
@@ -46,6 +47,7 @@ from tf_multinca import model as model_lib
 from tf_multinca import multi
 from tf_multinca import perception
 from tf_multinca import render
+from tf_multinca.pretrained import formats as formats_lib
 
 SIGNATURES = ('step', 'rollout')
 FORMATS = ('saved_model', 'tfjs', 'webgl_json')
@@ -303,7 +305,6 @@ def convert_to_tfjs(saved_model_dir, out_dir, signatures=SIGNATURES, timeout=600
 
 def _install_converter_stand_ins():
   """Empty modules for the converter's imports the SavedModel path never uses (child only)."""
-  import types  # pylint: disable=g-import-not-at-top
   for name in ('tf_keras', 'tensorflow_decision_forests', 'tensorflow_hub'):
     if importlib.util.find_spec(name) is None:
       sys.modules[name] = types.ModuleType(name)
@@ -488,7 +489,6 @@ def export(model, out_dir, formats=('saved_model', 'tfjs'), name=None, info=None
         paths['saved_model'] = out_dir / 'saved_model'
 
   if 'webgl_json' in formats:
-    from tf_multinca.pretrained import formats as formats_lib  # pylint: disable=g-import-not-at-top
     rules = model.rules if isinstance(model, multi.MultiNCA) else [model]
     webgl = out_dir / 'webgl'
     webgl.mkdir(exist_ok=True)

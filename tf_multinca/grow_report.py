@@ -4,8 +4,10 @@ import pathlib
 
 import numpy as np
 
+from tf_multinca import hub
 from tf_multinca import render
 from tf_multinca import rollout
+from tf_multinca import targets
 
 
 def grow_models(models, workdir, steps=200, batch=4, seed=0, zoom=4):
@@ -17,11 +19,10 @@ def grow_models(models, workdir, steps=200, batch=4, seed=0, zoom=4):
   Yields:
     One line of text per model.
   """
-  from tf_multinca import pretrained, targets  # pylint: disable=g-import-not-at-top
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   for name in models:
-    ca = pretrained.load(name)
+    ca = hub.load(name)
     conv = ca.convention
     x, kept = rollout.grow(ca, steps, batch=batch, seed=seed, keep_every=2)
     stem = name.replace('/', '_').replace('%', 'pct')
@@ -31,7 +32,7 @@ def grow_models(models, workdir, steps=200, batch=4, seed=0, zoom=4):
               for _, s in kept]
     gif = render.save_gif(frames, workdir / f'{stem}.gif')
     line = f'{name} ({conv.name}, {steps} steps): {png}, {gif}'
-    target = _target_of(name, pretrained)
+    target = _target_of(name)
     if target is not None:
       t = targets.build_target(target, conv)
       mse = np.mean((x.numpy()[..., :4] - t) ** 2, axis=(1, 2, 3))
@@ -41,8 +42,5 @@ def grow_models(models, workdir, steps=200, batch=4, seed=0, zoom=4):
     yield line
 
 
-def _target_of(name, pretrained):
-  try:
-    return pretrained.get(name).target
-  except (KeyError, ValueError):
-    return None
+def _target_of(name):
+  return hub.describe(name).get('target') or None

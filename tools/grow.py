@@ -11,6 +11,7 @@ from absl import app
 from absl import flags
 
 from tf_multinca import binary
+from tf_multinca import grow_report
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('models', ['distill/ex2_lizard', 'paper/lizard/persist'],
@@ -25,7 +26,6 @@ flags.DEFINE_string('workdir', None, 'output directory', required=True)
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  from tf_multinca import grow_report  # pylint: disable=g-import-not-at-top
   for line in grow_report.grow_models(FLAGS.models, FLAGS.workdir, FLAGS.steps, FLAGS.batch,
                                       FLAGS.seed, FLAGS.zoom):
     print(line)

@@ -248,8 +248,8 @@ def _fetch_member(entry, cache_dir, manifest, **kwargs):
   return prefix
 
 
-def fetch(name_or_entry, cache_dir=None, *, manifest=None, retries=2, backoff=1.0,
-          timeout=(5.0, 15.0)):
+def fetch(name_or_entry, cache_dir=None, *, manifest=None, retries=1, backoff=1.0,
+          timeout=(5.0, 10.0)):
   """Returns the local path of a verified copy of a manifest entry, fetching it if needed.
 
   Args:
