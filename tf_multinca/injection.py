@@ -138,7 +138,7 @@ def parse_injection(spec):
       return {'kind': 'square', 'side': int(spec['side'])}
     if kind == 'spray' and 0.0 <= float(spec.get('rate', -1)) <= 1.0:
       return {'kind': 'spray', 'rate': float(spec['rate'])}
-    if kind == 'checkerboard':
+    if kind == 'checkerboard' and int(spec.get('period', 1)) >= 1:
       return {'kind': 'checkerboard', 'period': int(spec.get('period', 1))}
     raise InjectionError(f'bad injection {spec!r}')
   text = str(spec).strip()
@@ -154,10 +154,10 @@ def parse_injection(spec):
     if 0.0 <= rate <= 1.0:
       return {'kind': 'spray', 'rate': rate}
   m = re.fullmatch(r'checkerboard(?::(\d+))?', text)
-  if m:
+  if m and int(m.group(1) or 1) >= 1:
     return {'kind': 'checkerboard', 'period': int(m.group(1) or 1)}
   raise InjectionError(f'bad injection {text!r}; expected square:S (S >= 1), spray:P '
-                       '(0 <= P <= 1, or P% ), or checkerboard[:N]')
+                       '(0 <= P <= 1, or P% ), or checkerboard[:N] (N >= 1)')
 
 
 def injection_mask(x, spec, padding='zeros', rng=None):

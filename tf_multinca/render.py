@@ -36,13 +36,20 @@ def rgba_to_rgb(rgba, convention='distill'):
   return np.clip(out, 0.0, 1.0)
 
 
-def state_to_rgb(x, convention='distill'):
+def is_multi(x, multi=None):
+  """Whether state `x` is in the multi layout: `multi` when given; else by its channels (a
+  k = 1 multi state has 16 channels like a single one: pass `multi=True` for it)."""
+  return bool(multi) if multi is not None else _np(x).shape[-1] != layout.CHANNEL_N
+
+
+def state_to_rgb(x, convention='distill', multi=None):
   """A single (16) or multi (15 + k) state `[..., C]` -> RGB `[..., 3]` in [0, 1].
 
-  A multi state is drawn with the sum of its alphas, as every rule perceives it.
+  A multi state is drawn with the sum of its alphas, as every rule perceives it. `multi`: the
+  layout (None: guessed from the channels, see `is_multi`).
   """
   x = _np(x)
-  if x.shape[-1] == layout.CHANNEL_N:
+  if not is_multi(x, multi):
     rgba = x[..., :4]
   else:
     alpha = x[..., layout.MULTI_ALPHA0:].sum(-1, keepdims=True)
@@ -113,20 +120,22 @@ def save_gif(frames, path, duration_ms=40, loop=0):
 
 
 def evolution_strip(states, convention='paper', zoom_factor=4, with_mask=True, pad=2,
-                    steps=None):
+                    steps=None, multi=None):
   """The paper's fig. 12 / 14 strip: the organism over time, the cell mask below it.
 
   Args:
     states: `[T, H, W, C]` states of one sample at chosen steps (C = 16 or 15 + k).
     steps: the `T` steps of the frames: each frame gets a 't = N' label above it (None: no
       labels).
+    multi: the states' layout (None: guessed from the channels, see `is_multi`).
 
   Returns:
     `[rows * H * zoom (+ label band), T * W * zoom, 3]` float image (rows = 2 with the mask).
   """
   states = _np(states)
-  rows = [state_to_rgb(states, convention)]
-  if with_mask and states.shape[-1] != layout.CHANNEL_N:
+  multi = is_multi(states, multi)
+  rows = [state_to_rgb(states, convention, multi)]
+  if with_mask and multi:
     rows.append(cell_mask_rgb(states))
   t = states.shape[0]
   images = np.concatenate(rows, 0)  # row-major: all organisms, then all masks

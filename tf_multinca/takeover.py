@@ -294,6 +294,9 @@ def report(workdir, pairings=None, seeds=8, seed=0, steps_before=60, steps_after
     {row name: {step: {metric: (mean, std)}}}.
   """
   workdir = pathlib.Path(workdir)
+  # Only the steps inside the rollout (a short one has no step 200).
+  report_steps = sorted({t for t in report_steps if t <= steps_before + steps_after} |
+                        {steps_before + steps_after})
   rows = {}
   for short in pairings or sorted(hub.PAIRINGS):
     for control in (False, True):
