@@ -67,16 +67,30 @@ def test_train_adversary_end_to_end(tmp_path, mirror):
   loaded = tf.saved_model.load(str(work / 'export' / 'saved_model'))
   x = multi.multi_seed(1, 24, 2, 'paper')
   assert export_lib.call_signature(loaded.rollout, x, steps=5).shape == (1, 24, 24, 17)
-  events, acc = read_events(work / 'tensorboard')
-  for tag in ('loss', 'loss/target', 'loss/old', 'original_fraction', 'alive',
-              'weight_distance', 'cosine_similarity', 'lr', 'grad_norm'):
+  # The run is named after the config, its scalars sorted into sections.
+  events, acc = read_events(work / 'tensorboard' / 'lizard_red_testing')
+  for tag in ('train/loss', 'train/target', 'train/old_cells', 'takeover/original_fraction',
+              'takeover/alive', 'weights/distance', 'weights/one_minus_cosine',
+              'weights/grad_norm', 'optim/lr', 'optim/rollout_steps', 'optim/mean_age'):
     assert [s for s, _ in events[tag]] == list(range(1, 7)), tag
-  assert events['pool'][0][1].shape[0] == 3  # width, height, PNG (an image summary)
+  scalars = [t for t in events if acc.SummaryMetadata(t).plugin_data.plugin_name == 'scalars']
+  assert all(t.split('/')[0] in ('train', 'takeover', 'weights', 'optim', 'valid', 'eval')
+             for t in scalars), scalars
+  for constant in ('seeds', 'inject_at', 'no_injection', 'steps_after_injection'):
+    assert f'eval/{constant}' not in events and f'valid/{constant}' not in events
+  assert events['train/pool'][0][1].shape[0] == 3  # width, height, PNG (an image summary)
   assert 'eval/strip' in events and 'eval/original_fraction' in events
   assert [s for s, _ in events['valid/mse']] == [3, 6]  # the testing config's eval_every=3
   assert doc['best']['step'] in (3, 6) and doc['export']
-  assert any(acc.SummaryMetadata(tag).plugin_data.plugin_name == 'hparams'
-             for tag in events), sorted(events)
+  hparams = {t for t in events if acc.SummaryMetadata(t).plugin_data.plugin_name == 'hparams'}
+  assert hparams == {'_hparams_/experiment', '_hparams_/session_start_info'}, hparams
+  from tensorboard.plugins.hparams import plugin_data_pb2
+  meta = plugin_data_pb2.HParamsPluginData.FromString(
+      acc.SummaryMetadata('_hparams_/experiment').plugin_data.content)
+  assert [m.name.tag for m in meta.experiment.metric_infos] == list(loop.HPARAM_METRICS)
+  fields = {h.name for h in meta.experiment.hparam_infos}
+  assert {'name', 'injection', 'l2_start'} <= fields and 'debug_nan_step' not in fields
+  assert len(fields) < 20
 
 
 @pytest.mark.slow
@@ -203,8 +217,8 @@ def test_growing_nca_loss_falls(tmp_path, mirror, monkeypatch):
   c = configs.get_config('nca_growing_testing', ['steps=40', 'summary_every=1', 'lr=4e-3',
                                                  'lr_values=4e-3,4e-3', 'eval_steps=4'])
   loop.train(c, tmp_path, log=lambda m: None)
-  events, _ = read_events(tmp_path / 'tensorboard')
-  losses = np.array([float(v) for _, v in events['loss']])
+  events, _ = read_events(tmp_path / 'tensorboard' / 'nca_growing_testing')
+  losses = np.array([float(v) for _, v in events['train/loss']])
   assert losses[-5:].mean() < 0.7 * losses[:5].mean()
 
 
@@ -271,7 +285,7 @@ def test_best_validated_weights_survive_resume_and_are_exported(tmp_path, mirror
   work = tmp_path / 'run'
   loop.Trainer(c.replace(steps=2), work, log=lambda m: None).run()
   doc = loop.Trainer(c, work, log=lambda m: None).run()  # resumes at step 2
-  events, _ = read_events(work / 'tensorboard')
+  events, _ = read_events(work / 'tensorboard' / 'lizard_red_testing')
   valid = {s: float(v) for s, v in events['valid/score']}
   assert sorted(valid) == [1, 2, 3, 4]
   best = min(valid, key=valid.get)
@@ -370,3 +384,18 @@ def test_lr_flag_changes_training(tmp_path):
     moved[lr] = max(float(np.abs(end[k] - start[k]).max()) for k in start)
   # Adam's first steps move each weight by about lr: 10x the lr, about 10x the change.
   assert 5 < moved['2e-2'] / moved['2e-3'] < 20, moved
+
+
+@pytest.mark.slow
+def test_a_resume_leaves_no_duplicate_points(tmp_path, mirror, monkeypatch):
+  monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
+  c = configs.get_config('lizard_red_testing', ['steps=6', 'eval_every=0', 'checkpoint_every=2'])
+  work = tmp_path / 'run'
+  loop.train(c.replace(steps=5), work, log=lambda m: None)  # checkpoints at 2, 4 and 5
+  # What a kill after step 5's log but before its checkpoint leaves: checkpoint 4, points to 5.
+  for f in (work / 'checkpoints').glob('ckpt-5.*'):
+    f.unlink()
+  (work / 'checkpoints' / 'checkpoint').unlink()
+  loop.train(c, work, log=lambda m: None)  # resumes at 4, logs 5 and 6 again
+  events, _ = read_events(work / 'tensorboard' / 'lizard_red_testing')
+  assert [s for s, _ in events['train/loss']] == [1, 2, 3, 4, 5, 6]

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
+from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.hparams import api as hp
 
 from tf_multinca import errors
@@ -39,6 +40,7 @@ from tf_multinca import registry
 from tf_multinca import render
 from tf_multinca import targets
 from tf_multinca import weights_file
+from tf_multinca import configs as configs_lib
 from tf_multinca.configs import base as config_lib
 from tf_multinca.training import distribute
 from tf_multinca.training import evaluate
@@ -54,6 +56,22 @@ keras = tf.keras
 _SQRT_EPS = 1e-12
 _GRAD_EPS = 1e-8
 PROVENANCE_FILE = 'provenance.json'  # the code commit(s) a run was trained at
+
+# TensorBoard: the train step's outputs under sections one reads together. The cosine is
+# logged as 1 - cosine (near 1 its axis would read "1 1 1 1").
+TB_TAGS = {
+    'loss': 'train/loss', 'loss/target': 'train/target', 'loss/old': 'train/old_cells',
+    'loss/l3': 'train/l3', 'loss/max_sample': 'train/max_sample_loss',
+    'outliers_dropped': 'train/outliers_dropped',
+    'original_fraction': 'takeover/original_fraction', 'alive': 'takeover/alive',
+    'weight_distance': 'weights/distance', 'cosine_similarity': 'weights/one_minus_cosine',
+    'grad_norm': 'weights/grad_norm',
+    'lr': 'optim/lr', 'rollout_steps': 'optim/rollout_steps', 'mean_age': 'optim/mean_age',
+}
+# Evaluation fields that are the protocol, not results: not logged as scalars.
+_EVAL_CONSTANTS = frozenset({'seeds', 'inject_at', 'steps_after_injection', 'steps',
+                             'no_injection', 'weight_distance', 'cosine_similarity'})
+HPARAM_METRICS = ('valid/score', 'eval/mse', 'eval/original_fraction')
 
 
 class TrainingError(errors.Error, RuntimeError):
@@ -503,10 +521,15 @@ class Trainer:
       self.log(f'removed {len(removed)} temporary file(s) left by an interrupted run: '
                + ', '.join(p.name for p in removed[:4]) + (' ...' if len(removed) > 4 else ''))
     self.restore_or_init()
-    writer = tf.summary.create_file_writer(str(self.workdir / 'tensorboard'))
-    with writer.as_default():
-      hp.hparams(_hparams(c), trial_id=c.name or 'run')
+    logdir = self.tensorboard_dir
     start_step = int(self.step.numpy())
+    if start_step:  # what a killed run logged after its last checkpoint is logged again
+      _drop_events_after(logdir, start_step)
+    writer = tf.summary.create_file_writer(str(logdir))
+    with writer.as_default():
+      hp.hparams_config(hparams=[hp.HParam(k) for k in _hparams(c)],
+                        metrics=[hp.Metric(m) for m in HPARAM_METRICS])
+      hp.hparams(_hparams(c), trial_id=c.name or 'run')
     t0 = time.time()
     wall_before = float(self.wall_s.numpy())
     recent = []
@@ -531,12 +554,14 @@ class Trainer:
       recent.append(loss)
       if step % c.summary_every == 0 or step == c.steps:
         with writer.as_default():
-          for k, v in out.items():
-            if k not in ('x', 'ok'):
-              tf.summary.scalar(k, v, step=step)
+          for k, tag in TB_TAGS.items():
+            if k in out:
+              v = 1.0 - out[k] if k == 'cosine_similarity' else out[k]
+              tf.summary.scalar(tag if self.is_adversary or k != 'alive' else 'train/alive', v,
+                                step=step)
       if step % c.image_every == 0 or step == c.steps:
         with writer.as_default():
-          tf.summary.image('pool' if self.pool is not None else 'batch',
+          tf.summary.image('train/pool' if self.pool is not None else 'train/batch',
                            self._strip(self.pool.states[:8] if self.pool is not None
                                        else out['x'])[None], step=step)
       if step % c.log_every == 0 or step == c.steps:
@@ -573,6 +598,11 @@ class Trainer:
     writer.flush()
     writer.close()
     return result
+
+  @property
+  def tensorboard_dir(self):
+    """`<workdir>/tensorboard/<config name>`: TensorBoard names the run after the config."""
+    return self.workdir / 'tensorboard' / (self.config.name or 'run')
 
   def _strip(self, states):
     """Organisms above, cell masks below (adversary), as one float image `[h, w, 3]`."""
@@ -632,7 +662,7 @@ class Trainer:
       self.best.keep(_rule_vars(self.trainee), score, step)
     with writer.as_default():
       for k, v in m.items():
-        if isinstance(v, (int, float)):
+        if isinstance(v, (int, float)) and k not in _EVAL_CONSTANTS:
           tf.summary.scalar(f'valid/{k}', v, step=step)
       tf.summary.scalar('valid/best_score', self.best.score, step=step)
     extra = (f', original fraction {m["original_fraction"]:.3f}' if self.is_adversary else '')
@@ -696,7 +726,7 @@ class Trainer:
     with writer.as_default():
       tf.summary.image('eval/strip', strip[None].astype(np.float32), step=step)
       for k, v in m.items():
-        if isinstance(v, (int, float)):
+        if isinstance(v, (int, float)) and k not in _EVAL_CONSTANTS:
           tf.summary.scalar(f'eval/{k}', v, step=step)
     reference = self.compare()
     paths = self.export(best['step'] if best and best['used'] else step)
@@ -803,15 +833,55 @@ def read_provenance(workdir):
   return {'commits': []}
 
 
+@functools.lru_cache(maxsize=None)
+def varying_fields(kind):
+  """The config fields whose values differ between the named configs of `kind` (the HParams
+  worth comparing runs by), plus `name`."""
+  configs = [configs_lib.get_config(n) for n in configs_lib.names(kind)
+             if not n.endswith('_testing')]
+  skip = {'description', 'debug_nan_step', 'register', 'compare_with'}
+  return ('name',) + tuple(
+      f.name for f in dataclasses.fields(config_lib.TrainConfig)
+      if f.name not in skip and f.name != 'name'
+      and len({repr(getattr(c, f.name)) for c in configs}) > 1)
+
+
 def _hparams(c):
   out = {}
-  for f in dataclasses.fields(c):
-    v = getattr(c, f.name)
-    if isinstance(v, (bool, int, float, str)):
-      out[f.name] = v
-    else:
-      out[f.name] = ','.join(str(x) for x in v)
+  for name in varying_fields(c.kind):
+    v = getattr(c, name)
+    out[name] = v if isinstance(v, (bool, int, float, str)) else ','.join(str(x) for x in v)
   return out
+
+
+def _drop_events_after(logdir, step):
+  """Rewrites the event files of `logdir` without the summaries of steps after `step` (what a
+  killed run logged past its last checkpoint, which the resumed run logs again), so TensorBoard
+  shows no duplicate points. Returns the number of events dropped. (TensorBoard's SessionLog
+  purge does not cover TF2 summaries.)"""
+  dropped = 0
+  for f in sorted(pathlib.Path(logdir).glob('events.out.tfevents.*')):
+    kept, late = [], 0
+    try:
+      for record in tf.data.TFRecordDataset(str(f)):
+        event = event_pb2.Event.FromString(record.numpy())
+        if event.HasField('summary') and event.step > step:
+          late += 1
+        else:
+          kept.append(record.numpy())
+    except tf.errors.DataLossError:
+      late += 1  # a record cut by the kill
+    if not late:
+      continue
+
+    def write(tmp, records=kept):
+      with tf.io.TFRecordWriter(tmp) as w:
+        for r in records:
+          w.write(r)
+
+    io.write_file(f, write)
+    dropped += late
+  return dropped
 
 
 def _hms(seconds):
