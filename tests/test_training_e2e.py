@@ -163,9 +163,21 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(tmp_path, mirror):
 def test_bad_flags_are_rejected_before_the_workdir(tmp_path, mirror, args, message):
   work = tmp_path / 'run'
   p = run_tool('train_adversary', f'--workdir={work}', *args, mirror=mirror)
-  assert p.returncode != 0
+  assert p.returncode == 2, p.stderr
   assert message in p.stderr
+  # One line with the cause, no dump of every flag's value.
+  assert p.stderr.strip().splitlines()[-1].startswith('error: ') and 'set=[' not in p.stderr
   assert not work.exists()
+
+
+@pytest.mark.parametrize('tool, flag', [('train_adversary', '--original'),
+                                        ('train_nca', '--register')])
+def test_help_lists_the_binarys_own_flags(mirror, tool, flag):
+  p = run_tool(tool, '--help', mirror=mirror)
+  assert p.returncode == 0
+  for f in ('--config', '--workdir', '--set', '--strategy', flag):
+    assert f'  {f}:' in p.stdout, f'{f} missing from --help'
+  assert 'configs/base.py' in p.stdout  # where every config field is documented
 
 
 @pytest.mark.slow

@@ -21,11 +21,19 @@ def _error(message, status):
   return status
 
 
+_HELP = ('--help', '-h', '-?', '--helpshort', '--helpfull', '--helpxml')
+
+
 def _parse(argv):
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
     sys.exit(_error(f'{e} (--help lists the flags)', 2))
+  except SystemExit as e:
+    # absl prints the help, then exits 1; asking for help is not an error.
+    if e.code == 1 and any(a in _HELP for a in argv[1:]):
+      sys.exit(0)
+    raise
 
 
 def run(main):

@@ -245,11 +245,13 @@ def write_outputs(result, workdir, name='takeover', info=None, tensorboard=True,
   csv.writer(buf, lineterminator='\n').writerows(lines)
   fileio.write_text(paths['csv'], buf.getvalue())
 
-  strip = render.evolution_strip(result.states[:, 0], result.convention)
+  strip = render.evolution_strip(result.states[:, 0], result.convention,
+                                 steps=result.record_steps)
   render.save_png(strip, paths['strip'])
   frames = result.info['gif_states'][:, 0]
-  gif = [np.concatenate([render.zoom(render.state_to_rgb(f, result.convention), 4),
-                         render.zoom(render.cell_mask_rgb(f), 4)], 1) for f in frames]
+  gif = [render.title(np.concatenate([render.zoom(render.state_to_rgb(f, result.convention), 4),
+                                      render.zoom(render.cell_mask_rgb(f), 4)], 1), f't = {t}')
+         for f, t in zip(frames, result.info['gif_steps'])]
   render.save_gif(gif, paths['gif'])
 
   if tensorboard:

@@ -8,7 +8,7 @@ r"""Exports published pairings or single rules as SavedModel, TF.js or Distill W
 Each model goes to `<out_dir>/<name>/` (see `tf_multinca.export`); `<out_dir>/index.json` lists
 the TF.js exports for the demo page (`python -m http.server -d tools/web 8000`). The tfjs
 format needs the optional converter: `pip install --no-deps tensorflowjs==4.22.0`.
-This file is intentionally kept short: the work is in `tf_multinca.export`.
+The work is in `tf_multinca.export`.
 """
 
 import os

@@ -2,7 +2,7 @@ r"""Runs every published pairing of the paper and its control; writes report.md 
 
     python -m tools.takeover_report --workdir=runs/takeover_report --seeds=8
 
-This file is intentionally kept short: the work is in `tf_multinca.takeover.report`.
+The work is in `tf_multinca.takeover.report`.
 """
 
 import pathlib

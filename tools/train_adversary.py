@@ -10,11 +10,15 @@ A run resumes from the last checkpoint in --workdir. Exit status: 0 done, 2 bad 
 3 the loss diverged (the last good checkpoint is kept). The work is in tf_multinca.training.
 """
 
+from absl import flags
+
 from tf_multinca import binary
 from tf_multinca import configs
 from tf_multinca.training import cli
 
 _DIRECT = cli.define_flags('adversary', configs.DEFAULT_ADVERSARY)
+# The flags live in training/cli.py; adopting them makes --help list them here.
+flags.adopt_module_key_flags(cli)
 
 
 def main(argv):

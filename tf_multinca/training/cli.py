@@ -7,7 +7,6 @@ import pathlib
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from tf_multinca import configs
 from tf_multinca.training import distribute
@@ -89,7 +88,6 @@ def main(kind, direct, argv):
     other = 'train_nca' if config.kind == 'nca' else 'train_adversary'
     raise configs.ConfigError(f'--config={config.name} is an {config.kind} config; use '
                               f'python -m tools.{other}')
-  logging.info('config %s: %s', config.name, config)
   strategy = distribute.make_strategy(f.strategy, f.cpu_devices)
   if strategy.num_replicas_in_sync > 1:
     _log(f'{f.strategy} strategy over {strategy.num_replicas_in_sync} replicas: '

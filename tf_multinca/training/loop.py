@@ -628,7 +628,7 @@ class Trainer:
           self.trainee, self.target, self.grid, steps=c.eval_steps, seeds=c.eval_seeds,
           seed=seed, fire_rate=c.fire_rate)
     strip = render.evolution_strip(states, self.convention, zoom_factor=2,
-                                   with_mask=self.is_adversary)
+                                   with_mask=self.is_adversary, steps=steps)
     return m, strip, steps
 
   def compare(self):
@@ -742,6 +742,8 @@ class Trainer:
     line = ', '.join(f'{k} {v:.4f}' for k, v in m.items()
                      if isinstance(v, float) and not k.endswith('_std'))
     self.log(f'final evaluation ({c.eval_seeds} seeds): {line}')
+    self.log(f'outputs: {self.workdir / "metrics.json"}, {d_export(paths)}; TensorBoard: '
+             f'tensorboard --logdir {self.workdir / "tensorboard"}')
     if reference is not None:
       self.log('published ' + c.compare_with + ': ' + ', '.join(
           f'{k} {v:.4f}' for k, v in reference.items()
@@ -794,6 +796,11 @@ def _unreadable(prefix):
     text = str(e).strip()
     return text.splitlines()[-1][:160] if text else type(e).__name__
   return ''
+
+
+def d_export(paths):
+  """The export's directory, from the paths `Trainer.export` returns."""
+  return str(pathlib.Path(next(iter(paths.values()))).parent)
 
 
 def code_commit():
