@@ -143,3 +143,15 @@ def test_registry_refuses_a_corrupt_manifest(tmp_path):
   with pytest.raises(registry.RegistryError, match='not a local manifest'):
     registry.lookup('x', [bad])
   assert bad.read_text() == '{"not": "a manifest"}'
+
+
+def test_adversary_init_from_another_model(tmp_path, monkeypatch):
+  from tf_multinca.training import loop
+  start = trained_like_model(7)
+  h5 = weights_file.save(start, tmp_path / 'start.weights.h5')
+  c = configs.get_config('lizard_red_testing', [f'adversary_init=from:{h5}'])
+  t = loop.Trainer(c, tmp_path / 'run', log=lambda m: None)
+  assert export.max_abs_difference(t.trainee.get_rule_weights(),
+                                   start.get_rule_weights()) == 0.0
+  with pytest.raises(configs.ConfigError, match='from:NAME'):
+    configs.get_config('lizard_red_testing', ['adversary_init=warm'])

@@ -52,8 +52,10 @@ class TrainConfig:
   fire_rate: float = 0.5  # Probability that a cell updates in a step (both rules).
 
   # --- Adversary: initialisation and injection.
-  adversary_init: str = 'copy'  # 'random' (Glorot first layer, zero last layer) or 'copy' (a
-  # copy of the original's weights: the perturbation regimes of fig. 15).
+  adversary_init: str = 'copy'  # 'random' (Glorot first layer, zero last layer), 'copy' (a
+  # copy of the original's weights: the perturbation regimes of fig. 15), or 'from:NAME' (not
+  # in the paper: a warm start from another trained adversary, any `hub.load` name such as
+  # 'from:results/lizard_red'; a curriculum from one injection to another).
   injection: str = 'square:2'  # How adversary cells are injected: square:S, spray:P, spray:P%.
   inject_min: int = 60  # Fresh samples are grown with the original for a number of steps drawn
   inject_max: int = 60  # uniformly in [inject_min, inject_max], then injected (paper: 60).
@@ -226,8 +228,9 @@ def validate(c):
   _check(0.0 < c.fire_rate <= 1.0, 'fire_rate', f'{c.fire_rate}; expected in (0, 1]')
   if c.kind == 'adversary':
     _check(bool(c.original), 'original', 'an adversary needs the original organism')
-    _check(c.adversary_init in INITS, 'adversary_init', f'{c.adversary_init!r}; expected one '
-           f'of {INITS}')
+    _check(c.adversary_init in INITS or (c.adversary_init.startswith('from:')
+                                         and len(c.adversary_init) > 5), 'adversary_init',
+           f'{c.adversary_init!r}; expected one of {INITS} or from:NAME (a model name)')
     try:
       spec = inj.parse_injection(c.injection)
     except inj.InjectionError as e:

@@ -165,6 +165,10 @@ class Trainer:
                                        init_seed=c.seed, name='adversary')
       if c.adversary_init == 'copy':
         self.trainee.set_rule_weights(self.original.get_rule_weights(), source=c.original)
+      elif c.adversary_init.startswith('from:'):
+        start = c.adversary_init[len('from:'):]
+        self.trainee.set_rule_weights(hub.load(start, self.convention.name).get_rule_weights(),
+                                      source=start)
       self.net = multi.MultiNCA([self.original, self.trainee])
       self.channels = layout.multi_channels(2)
       self.injection = inj.parse_injection(c.injection)
