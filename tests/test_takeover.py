@@ -184,3 +184,16 @@ def test_a_one_rule_multi_state_renders_with_its_own_alpha():
   assert strip.shape == (8, 4, 3)  # the cell mask row is there too
   from tf_multinca import metrics
   assert float(metrics.alive_cells(x[None])[0]) == 1.0
+
+
+def test_repeated_takeovers_reuse_the_traced_step_and_draw_the_same():
+  ca = CAModel(convention='paper').set_rule_weights(random_weights(1))
+  adv = CAModel(convention='paper').set_rule_weights(random_weights(2))
+  args = dict(injection='spray:0.5', steps_before=8, steps_after=6, seeds=2, size=16)
+  first = takeover.run_takeover(ca, adv, seed=5, **args)
+  step = takeover._stepper(ca, adv, 'multi', None).step
+  again = takeover.run_takeover(ca, adv, seed=5, **args)
+  assert takeover._stepper(ca, adv, 'multi', None).step is step  # cached, not retraced
+  np.testing.assert_array_equal(first.states, again.states)
+  other = takeover.run_takeover(ca, adv, seed=6, **args)
+  assert np.abs(other.states - first.states).max() > 0

@@ -5,6 +5,7 @@ per seed) and returns per-step metrics and recorded states; `write_outputs` writ
 `run_named` and `report` do both for names (`hub.load_pairing`).
 """
 
+import collections
 import csv
 import dataclasses
 import io
@@ -118,7 +119,9 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
     raise TakeoverError("mode='fixed' needs an adversary")
   convention = original.convention
   padding = convention.padding
-  rng = tf.random.Generator.from_seed(seed)
+  st = _stepper(original, adversary, mode, fire_rate)
+  rng = st.rng
+  rng.reset_from_seed(seed)  # the draws of Generator.from_seed(seed)
   total = steps_before + steps_after
   record = sorted(set(record_steps or default_record_steps(steps_before, steps_after)))
   gif_steps = set(range(0, total + 1, gif_every)) if gif_every else set(record)
@@ -126,32 +129,30 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
   keep = set(record) | gif_steps
   record_set = set(record)
 
-  rules = [original] if adversary is None else [original, adversary]
   grid = size or convention.grid_size
   limits.check(limits.rollout_bytes(seeds, grid, layout.multi_channels(2),
                                     kept_states=len(record)),
                f'a takeover of {seeds} seeds on a {grid}x{grid} grid', 'use fewer seeds')
   if mode == 'multi':
     # A control still runs on the 2-rule layout, so its states render like the pairings'.
-    model = multi.MultiNCA(rules if adversary is not None else [original])
-    x = model.seed(seeds, size)
-    step = tf.function(lambda s: model(s, fire_rate=fire_rate, rng=rng))
+    x = st.model.seed(seeds, size)
+    step = st.step
     view = (lambda s: s) if adversary is not None else (
         lambda s: tf.concat([s, tf.zeros_like(s[..., :1])], -1))
   else:
-    fixed = multi.FixedMaskNCA(original, adversary)
     x = original.seed(seeds, size)
-    grow = tf.function(lambda s: original(s, fire_rate=fire_rate, rng=rng))
-    fixed_step = tf.function(lambda s, m: fixed(s, m, fire_rate=fire_rate, rng=rng))
+    grow, fixed_step = st.grow, st.fixed_step
     mask = tf.zeros_like(x[..., :1])
     view = lambda s: _to_multi_fixed(s, mask)  # noqa: E731  (reads the current mask)
 
   rows = {name: [] for name in METRIC_NAMES}
   kept_steps, kept = [], []
 
+  target_t = None if target is None else tf.constant(target, tf.float32)
+
   def observe(t, state):
     v = view(state)
-    m = metrics.takeover_metrics(v, target)
+    m = _metrics(v, target_t)
     for name in METRIC_NAMES:
       rows[name].append(m[name].numpy() if name in m else np.full([seeds], np.nan, np.float32))
     if t in keep:
@@ -186,6 +187,48 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
   result.info['gif_steps'] = [kept_steps[i] for i in gif_idx]
   result.info['gif_states'] = np.stack([kept[i][:1] for i in gif_idx])
   return result
+
+
+@dataclasses.dataclass
+class _Stepper:
+  """The traced steps of one (original, adversary, mode, fire rate), kept across calls so that
+  repeated evaluations (a training run's validations) trace once per shape, not per call."""
+  rng: tf.random.Generator
+  refs: tuple  # the models: kept alive, so that their ids stay theirs while cached
+  model: object = None
+  step: object = None
+  grow: object = None
+  fixed_step: object = None
+
+
+_STEPPERS = collections.OrderedDict()
+_STEPPERS_KEPT = 8
+
+
+def _stepper(original, adversary, mode, fire_rate):
+  key = (id(original), id(adversary), mode, fire_rate)
+  if key in _STEPPERS:
+    _STEPPERS.move_to_end(key)
+    return _STEPPERS[key]
+  rng = tf.random.Generator.from_seed(0)
+  st = _Stepper(rng=rng, refs=(original, adversary))
+  if mode == 'multi':
+    model = multi.MultiNCA([original] if adversary is None else [original, adversary])
+    st.model = model
+    st.step = tf.function(lambda s: model(s, fire_rate=fire_rate, rng=rng))
+  else:
+    fixed = multi.FixedMaskNCA(original, adversary)
+    st.grow = tf.function(lambda s: original(s, fire_rate=fire_rate, rng=rng))
+    st.fixed_step = tf.function(lambda s, m: fixed(s, m, fire_rate=fire_rate, rng=rng))
+  _STEPPERS[key] = st
+  while len(_STEPPERS) > _STEPPERS_KEPT:
+    _STEPPERS.popitem(last=False)
+  return st
+
+
+@tf.function
+def _metrics(v, target):
+  return metrics.takeover_metrics(v, target)
 
 
 def _inject(x, spec, padding, rng, mode, lenient=False):
