@@ -288,3 +288,23 @@ def test_bench_rows_and_table():
   with pytest.raises(MemoryError):
     bench.run_row('train', 64, 96, states, 100.0)
   assert bench.FLOPS_PER_RULE_CELL == 17248
+
+
+def test_mixed_bfloat16_steps_near_float32_and_not_equal():
+  """precision='mixed_bfloat16' really runs the rule matmuls in bfloat16 (8-bit mantissa):
+  one step differs from float32 by about bf16's rounding, and no more."""
+  w = random_weights(3)
+  exact = [CAModel(convention='paper').set_rule_weights(w),
+           CAModel(convention='paper').set_rule_weights(random_weights(4))]
+  mixed = [CAModel(convention='paper', precision='mixed_bfloat16').set_rule_weights(
+      m.get_rule_weights()) for m in exact]
+  x = multi.multi_seed(2, 24, 2, 'paper')
+  noise = tf.random.stateless_uniform([2, 24, 24, 2], [1, 2])
+  a, b = multi.MultiNCA(exact), multi.MultiNCA(mixed)
+  for _ in range(3):  # grow a few steps so that many cells are updated
+    x = a(x, noise=noise)
+  ya, yb = a(x, noise=noise).numpy(), b(x, noise=noise).numpy()
+  diff = np.abs(ya - yb).max()
+  assert 0 < diff < 0.05 * max(1.0, np.abs(ya).max()), diff
+  with pytest.raises(ValueError, match='precision'):
+    CAModel(precision='float16')

@@ -96,9 +96,27 @@ def multi_first_layer(rule, k):
   return tf.matmul(tf.constant(pick, tf.float32), w1), b1
 
 
-def _hidden(p, w1, b1):
+PRECISIONS = ('float32', 'mixed_bfloat16')
+
+
+def check_precision(precision):
+  if precision not in PRECISIONS:
+    raise ValueError(f'precision={precision!r}; expected one of {PRECISIONS}')
+  return precision
+
+
+def _matmul(a, b, precision='float32'):
+  """`a @ b`; with 'mixed_bfloat16' the product runs in bfloat16 (AVX-512 BF16 / AMX on CPUs,
+  tensor cores on GPUs) and the result comes back as float32: the states, masks, losses and
+  the optimizer stay float32."""
+  if precision == 'float32':
+    return tf.matmul(a, b)
+  return tf.cast(tf.matmul(tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16)), tf.float32)
+
+
+def _hidden(p, w1, b1, precision='float32'):
   # bias_add (not +): grappler fuses MatMul + BiasAdd + Relu into one oneDNN kernel.
-  return tf.nn.relu(tf.nn.bias_add(tf.matmul(p, w1), b1))
+  return tf.nn.relu(tf.nn.bias_add(_matmul(p, w1, precision), b1))
 
 
 def neighbourhoods(state, idx, padding):
@@ -187,10 +205,10 @@ def sparse_multi_update(state, coef, rules, step_size, angle=0.0, padding='zeros
   for i, r in enumerate(rules):
     w1, b1 = multi_first_layer(r, k)
     w2, b2 = multi_kernel(r, i, k)
-    h = _hidden(nb[i], perceiving_layer(w1, channels, angle), b1)
+    h = _hidden(nb[i], perceiving_layer(w1, channels, angle), b1, r.precision)
     # Same order of products as the readable step: (rule * step) * fire * weight.
     c = tf.gather_nd(coef[:, i], rows[i])[:, None]
-    deltas.append(tf.nn.bias_add(tf.matmul(h, w2), b2) * step_size * c)
+    deltas.append(tf.nn.bias_add(_matmul(h, w2, r.precision), b2) * step_size * c)
   flat = tf.reshape(state, [-1, layout.multi_channels(k)])
   # Rows of different rules may coincide (a cell two rules grow into): the updates add up.
   return tf.tensor_scatter_nd_add(flat, tf.concat(rows, 0), tf.concat(deltas, 0))
@@ -226,6 +244,6 @@ def sparse_single_update(x, need, rule, step_size, angle=0.0):
   idx = tf.where(need)  # [N, 1] int64
   nb = neighbourhoods(x, idx[:, 0], rule.convention.padding)
   nb = tf.reshape(nb, [-1, 9 * rule.channel_n])
-  h = _hidden(nb, perceiving_layer(w1, rule.channel_n, angle), b1)
-  d = tf.nn.bias_add(tf.matmul(h, w2), b2) * step_size
+  h = _hidden(nb, perceiving_layer(w1, rule.channel_n, angle), b1, rule.precision)
+  d = tf.nn.bias_add(_matmul(h, w2, rule.precision), b2) * step_size
   return tf.tensor_scatter_nd_add(tf.reshape(x, [-1, rule.channel_n]), idx, d)

@@ -110,12 +110,16 @@ class CAModel(keras.Model):
   (firing, and alive or next to an alive cell); 'reference' (or 'dense') is the readable
   formulation on every cell, with static shapes (XLA, TF.js export). Both give equal results.
   `init_seed`: seed of the first layer's Glorot-uniform initialisation (None: unseeded).
+  `precision`: 'float32' (default, exact) or 'mixed_bfloat16': the sparse step's two rule
+  matmuls run in bfloat16, everything else (state, masks, weights) stays float32.
   """
 
   def __init__(self, channel_n=layout.CHANNEL_N, fire_rate=0.5, hidden_n=layout.HIDDEN_UNITS,
-               convention='distill', impl='sparse', init_seed=None, **kwargs):
+               convention='distill', impl='sparse', init_seed=None, precision='float32',
+               **kwargs):
     super().__init__(**kwargs)
     self.impl = fast.check_impl(impl)
+    self.precision = fast.check_precision(precision)
     self.channel_n = int(channel_n)
     self.fire_rate = float(fire_rate)
     self.hidden_n = int(hidden_n)
@@ -188,7 +192,7 @@ class CAModel(keras.Model):
     config = super().get_config()
     config.update(channel_n=self.channel_n, fire_rate=self.fire_rate, hidden_n=self.hidden_n,
                   convention=self.convention.name, impl=self.impl,
-                  init_seed=self.init_seed)
+                  init_seed=self.init_seed, precision=self.precision)
     return config
 
   @classmethod

@@ -160,9 +160,10 @@ class Trainer:
     """The original (frozen), the trainee and the optimizer (under the strategy's scope)."""
     c = self.config
     if self.is_adversary:
-      self.original = hub.load(c.original, self.convention.name)
+      self.original = hub.load(c.original, self.convention.name, precision=c.precision)
       self.trainee = model_lib.CAModel(convention=self.convention, fire_rate=c.fire_rate,
-                                       init_seed=c.seed, name='adversary')
+                                       init_seed=c.seed, name='adversary',
+                                       precision=c.precision)
       if c.adversary_init == 'copy':
         self.trainee.set_rule_weights(self.original.get_rule_weights(), source=c.original)
       elif c.adversary_init.startswith('from:'):
@@ -179,7 +180,7 @@ class Trainer:
     else:
       self.original = None
       self.trainee = model_lib.CAModel(convention=self.convention, fire_rate=c.fire_rate,
-                                       init_seed=c.seed, name='nca')
+                                       init_seed=c.seed, name='nca', precision=c.precision)
       self.net = self.trainee
       self.channels = layout.CHANNEL_N
     self.optimizer = keras.optimizers.Adam(schedules.learning_rate(c))
