@@ -137,7 +137,7 @@ def test_manifest_fields():
 
 def test_manifest_location(tmp_path, monkeypatch):
   manifest_mod = importlib.import_module('tf_multinca.pretrained.manifest')
-  assert manifest_mod.manifest_path() == REPO / 'pretrained' / 'manifest.json'
+  assert manifest_mod.manifest_path() == REPO / 'tf_multinca' / 'pretrained' / 'manifest.json'
   copy = tmp_path / 'm.json'
   copy.write_text('{"schema": 1, "entries": [{"name": "x", "format": "png", "url": '
                   '"https://h/x.png", "sha256": "00", "size": 1}]}')

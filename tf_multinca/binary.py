@@ -1,7 +1,7 @@
 """What every `tools/` binary shares: flag errors as one line, and the documented exit statuses.
 
-    if __name__ == '__main__':
-      binary.run(main)
+    def run():
+      binary.run(main, __name__)
 
 Exit statuses: 0 done; 2 bad input or a state the user can fix (a flag, an `errors.Error`, a
 file system error: one line on stderr naming what was wrong and how to fix it); 3 a diverged
@@ -36,8 +36,18 @@ def _parse(argv):
     raise
 
 
-def run(main):
-  """`absl.app.run(main)` with our exit statuses (see the module docstring)."""
+def run(main, module=None):
+  """`absl.app.run(main)` with our exit statuses (see the module docstring).
+
+  Args:
+    main: the binary's main(argv).
+    module: the name of the module defining its flags: they are made the key flags of the
+      main module (what absl's --help lists), whether it runs as `python -m tools.X` or as an
+      installed console script.
+  """
+  if module is not None:
+    for flag in flags.FLAGS.get_key_flags_for_module(module):
+      flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
   def wrapped(argv):
     try:

@@ -1,4 +1,4 @@
-r"""Builds `pretrained/manifest.json` from a mirror of the published files.
+r"""Builds `tf_multinca/pretrained/manifest.json` from a mirror of the published files.
 
 The mirror holds every published file the project uses, byte-exact, at
 `<mirror>/<host>/<owner>/<repo>/<commit>/<path>` for the URL
@@ -8,7 +8,7 @@ that a new file is described on purpose rather than silently left out. Checkpoin
 a zip get entries of their own (`archive` + `member`).
 
 Usage:
-  python -m tools.make_manifest --mirror ../shared/mirror          # writes pretrained/manifest.json
+  python -m tools.make_manifest --mirror ../shared/mirror          # writes tf_multinca/pretrained/manifest.json
   python -m tools.make_manifest --mirror ../shared/mirror --check  # exit 1 if it is out of date
 """
 
@@ -25,7 +25,7 @@ from absl import app
 from absl import flags
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-DEFAULT_OUTPUT = REPO_ROOT / 'pretrained' / 'manifest.json'
+DEFAULT_OUTPUT = REPO_ROOT / 'tf_multinca' / 'pretrained' / 'manifest.json'
 SCHEMA = 1
 
 PAPER_REPO = 'LetteraUnica/neural_cellular_automata'

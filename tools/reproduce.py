@@ -1,63 +1,8 @@
-r"""Reproduce the paper's experiments into the results zoo, and write results/REPORT.md.
+"""`python -m tools.reproduce`: the binary `tf_multinca.apps.reproduce` (installed: `tf-multinca-reproduce`)."""
 
-    python -m tools.reproduce                                   # every experiment of the paper
-    python -m tools.reproduce --experiments=lizard_red,bug_to_butterfly --workdir=runs/reproduce
-    python -m tools.reproduce --report_only                     # seconds: the report alone
+from tf_multinca.apps import reproduce as _app
 
-Each experiment trains in <workdir>/<name> (an interrupted run resumes there), is evaluated with
-the published adversary and the control on the same 32 fresh seeds, and is written to
-results/<name>/ (adversary.weights.h5, run.json, strips). An experiment whose results/<name>/
-already holds the same config is skipped unless --retrain. Exit status: 0 done, 2 bad input,
-3 a loss diverged. The work is in tf_multinca.training.reproduce.
-"""
-
-from absl import app
-from absl import flags
-
-from tf_multinca import binary
-from tf_multinca import configs
-from tf_multinca import zoo
-from tf_multinca.training import reproduce
-
-FLAGS = flags.FLAGS
-flags.DEFINE_list('experiments', list(reproduce.PAPER),
-                  'experiments (config names) to reproduce: ' + ', '.join(reproduce.PAPER) +
-                  ' (and their _testing variants)')
-flags.DEFINE_string('workdir', 'runs/reproduce', 'training runs live in <workdir>/<name> and '
-                    'resume from there')
-flags.DEFINE_string('results_dir', None, 'the results zoo (default: $TF_MULTINCA_RESULTS, else '
-                    'results/ of the checkout)')
-flags.DEFINE_bool('retrain', False, 'train again even where results/<name> holds the same config '
-                  '(the previous run directory is moved aside, not deleted)')
-flags.DEFINE_bool('report_only', False, 'only rebuild results/REPORT.md and its figures from the '
-                  'committed files (no training, no evaluation)')
-flags.DEFINE_integer('eval_seeds', reproduce.EVAL_SEEDS, 'organisms of each final evaluation',
-                     lower_bound=1)
-flags.DEFINE_multi_string('set', [], 'config override key=value for every experiment')
-
-
-@flags.validator('experiments', message='--experiments must name the paper\'s experiments: ' +
-                 ', '.join(reproduce.PAPER) + ' (or their _testing variants)')
-def _check_experiments(values):
-  try:
-    return bool(values) and all(reproduce.kind_of(v) for v in values)
-  except reproduce.ReproduceError:
-    return False
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  for name in FLAGS.experiments:  # every override, before anything is trained
-    configs.get_config(name, FLAGS.set)
-  out = reproduce.run(
-      FLAGS.experiments, FLAGS.workdir, FLAGS.results_dir or zoo.results_dir(),
-      retrain=FLAGS.retrain, report_only=FLAGS.report_only, seeds=FLAGS.eval_seeds,
-      overrides=FLAGS.set, log=lambda m: print(m, flush=True))
-  for name, record in out['records'].items():
-    print(f'{name}: {"passes" if record.verdict.passed else "does not pass"} the bar')
-  return 0
-
+__doc__ = _app.__doc__  # absl prints the main module's docstring as the usage
 
 if __name__ == '__main__':
-  binary.run(main)
+  _app.run()

@@ -1,29 +1,8 @@
-r"""Train an adversary of the paper (Adversarial Takeover of NCA): the frozen original is rule 0.
+"""`python -m tools.train_adversary`: the binary `tf_multinca.apps.train_adversary` (installed: `tf-multinca-train-adversary`)."""
 
-    python -m tools.train_adversary --workdir=runs/lizard_red            # the main job
-    python -m tools.train_adversary --config=lizard_no_tail --workdir=runs/no_tail
-    python -m tools.train_adversary --config=lizard_red --set=steps=800 --set=lr=1e-3 \
-        --workdir=runs/lizard_red_long
-    python -m tools.train_adversary --list_configs
+from tf_multinca.apps import train_adversary as _app
 
-A run resumes from the last checkpoint in --workdir. Exit status: 0 done, 2 bad input,
-3 the loss diverged (the last good checkpoint is kept). The work is in tf_multinca.training.
-"""
-
-from absl import flags
-
-from tf_multinca import binary
-from tf_multinca import configs
-from tf_multinca.training import cli
-
-_DIRECT = cli.define_flags('adversary', configs.DEFAULT_ADVERSARY)
-# The flags live in training/cli.py; adopting them makes --help list them here.
-flags.adopt_module_key_flags(cli)
-
-
-def main(argv):
-  return cli.main('adversary', _DIRECT, argv)
-
+__doc__ = _app.__doc__  # absl prints the main module's docstring as the usage
 
 if __name__ == '__main__':
-  binary.run(main)
+  _app.run()

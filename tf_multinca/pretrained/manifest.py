@@ -1,4 +1,4 @@
-"""The manifest of published models and targets (`pretrained/manifest.json`).
+"""The manifest of published models and targets (`tf_multinca/pretrained/manifest.json`).
 
 Every published file the project uses has one entry: where it is (`url`, pinned to a commit), what
 it is (`sha256`, `size`, `format`) and, for models, how to use it (`convention`, `organism`,
@@ -9,7 +9,6 @@ it is (`sha256`, `size`, `format`) and, for models, how to use it (`convention`,
 
 import dataclasses
 import difflib
-import importlib.resources
 import json
 import os
 import pathlib
@@ -117,20 +116,12 @@ class Entry:
 
 
 def manifest_candidates():
-  """Where the manifest may be, in order: $TF_MULTINCA_MANIFEST, the source checkout's
-  `pretrained/manifest.json`, then copies installed as package data."""
+  """Where the manifest may be, in order: $TF_MULTINCA_MANIFEST, then the package's own
+  `tf_multinca/pretrained/manifest.json` (package data: a checkout and a wheel alike)."""
   out = []
   if os.environ.get(MANIFEST_ENV):
     out.append(pathlib.Path(os.environ[MANIFEST_ENV]))
-  here = pathlib.Path(__file__).resolve().parent  # tf_multinca/pretrained
-  out.append(here.parents[1] / 'pretrained' / 'manifest.json')
-  for package, rel in (('tf_multinca.pretrained', 'manifest.json'),
-                       ('tf_multinca', 'manifest.json'),
-                       ('tf_multinca', 'pretrained/manifest.json')):
-    try:
-      out.append(pathlib.Path(str(importlib.resources.files(package).joinpath(rel))))
-    except (ModuleNotFoundError, TypeError):  # not a regular package on disk
-      pass
+  out.append(pathlib.Path(__file__).resolve().parent / 'manifest.json')
   return out
 
 

@@ -75,10 +75,16 @@ def _json(obj):
 
 
 def config_diff(record_config, config):
-  """Fields (outside `PRESENTATION_FIELDS`) where a results entry's config and `config` differ."""
+  """Fields (outside `PRESENTATION_FIELDS`) where a results entry's config and `config` differ.
+
+  A field added after the entry was trained is absent from its config: it trained with the
+  field's default.
+  """
   new = _json(config.to_dict())
+  defaults = _json({f.name: f.default for f in dataclasses.fields(configs.TrainConfig)})
   return sorted(k for k in set(record_config) | set(new)
-                if k not in PRESENTATION_FIELDS and record_config.get(k) != new.get(k))
+                if k not in PRESENTATION_FIELDS
+                and record_config.get(k, defaults.get(k)) != new.get(k))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+r"""Grow a published organism, inject adversaries and follow the takeover.
+
+    python -m tools.takeover --pairing=lizard_red --workdir=runs/takeover/lizard_red
+    python -m tools.takeover --original=paper/lizard/persist \
+        --adversary=paper/lizard/virus/lizard_persist_to_red_squareside_2 \
+        --injection=spray:0.1 --seeds=8 --workdir=runs/takeover/custom
+    python -m tools.takeover --pairing=lizard_red --control --workdir=runs/takeover/control
+    python -m tools.takeover --pairing=results/lizard_red --workdir=runs/takeover/ours
+
+Writes `<name>_metrics.json` / `.csv` (original-cell fraction, alive cells and MSE per step, mean
+and std over seeds), `<name>_strip.png`, `<name>.gif` and TensorBoard logs under `--workdir`.
+The work is in `tf_multinca.takeover`.
+"""
+
+from absl import app
+from absl import flags
+
+from tf_multinca import binary
+from tf_multinca import hub
+from tf_multinca import injection
+from tf_multinca import takeover
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('pairing', None, 'short name (' + ', '.join(sorted(hub.PAIRINGS)) +
+                    '), a published adversary name, or one of ours: results/<experiment>')
+flags.DEFINE_string('original', None, 'original organism: a model name (published, '
+                    'results/..., registered) or a weight file')
+flags.DEFINE_string('adversary', None, 'adversary: a model name or a weight file')
+flags.DEFINE_string('injection', None, 'square:S | spray:P (0..1 or P%) | checkerboard; '
+                    'default the pairing\'s own')
+flags.DEFINE_string('target', None, 'target: manifest name, PNG path or emoji; default the '
+                    'pairing\'s')
+flags.DEFINE_enum('convention', None, ['paper', 'distill'], 'load every model in this convention')
+flags.DEFINE_bool('control', False, 'run the organism alone, without adversaries')
+flags.DEFINE_integer('steps_before', 60, 'steps grown from the seed before injection', lower_bound=0)
+flags.DEFINE_integer('steps_after', 500, 'steps after injection', lower_bound=0)
+flags.DEFINE_integer('seeds', 8, 'samples, batched', lower_bound=1)
+flags.DEFINE_integer('seed', 0, 'random seed')
+flags.DEFINE_enum('mode', 'multi', ['multi', 'fixed'], 'multi: the paper\'s Multiple NCA; '
+                  'fixed: the fixed-mask baseline of Randazzo et al. 2021')
+flags.DEFINE_integer('gif_every', 5, 'a GIF frame every N steps', lower_bound=1)
+flags.DEFINE_string('name', None, 'output file prefix (default: the pairing or "takeover")')
+flags.DEFINE_string('workdir', None, 'output directory', required=True)
+
+
+@flags.validator('injection', message='--injection must be square:S, spray:P or checkerboard')
+def _check_injection(value):
+  if value is None:
+    return True
+  try:
+    injection.parse_injection(value)
+  except injection.InjectionError:
+    return False
+  return True
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  name = FLAGS.name or (FLAGS.pairing or 'takeover').replace('/', '_').replace('%', 'pct')
+  if FLAGS.control:
+    name += '_control'
+  result, paths = takeover.run_named(
+      FLAGS.workdir, name=name, steps_before=FLAGS.steps_before,
+      steps_after=FLAGS.steps_after, seeds=FLAGS.seeds, seed=FLAGS.seed, mode=FLAGS.mode,
+      gif_every=FLAGS.gif_every, pairing=FLAGS.pairing, original=FLAGS.original,
+      adversary=FLAGS.adversary, injection=FLAGS.injection, target=FLAGS.target,
+      control=FLAGS.control, convention=FLAGS.convention)
+  total = FLAGS.steps_before + FLAGS.steps_after
+  for step, values in takeover.summary(result, (100, 200, total)).items():
+    text = ', '.join(f'{k} {m:.4g} ± {s:.2g}' for k, (m, s) in values.items() if m == m)
+    print(f'step {step}: {text}')
+  for kind, path in paths.items():
+    print(f'{kind}: {path}')
+  return 0
+
+
+
+def run():
+  """The console script's entry point (and `python -m tools.takeover`'s)."""
+  binary.run(main, __name__)
+
+
+if __name__ == '__main__':
+  run()
