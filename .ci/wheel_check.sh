@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 python -m pip wheel -q --no-deps --no-build-isolation -w "$tmp/dist" .
+rm -rf build  # the build tree setuptools leaves in the checkout
 python -m venv --system-site-packages "$tmp/venv"
 "$tmp/venv/bin/pip" install -q --no-deps "$tmp"/dist/*.whl
 cd "$tmp"

@@ -137,17 +137,19 @@ def test_resume_is_exact(tmp_path, mirror, monkeypatch):
 @pytest.mark.slow
 def test_nan_stops_and_keeps_the_last_good_checkpoint(tmp_path, mirror):
   work = tmp_path / 'run'
-  p = run_tool('train_adversary', '--config=lizard_red_testing', f'--workdir={work}',
-               '--set=debug_nan_step=3', mirror=mirror)
-  assert p.returncode == 3
-  assert 'diverged' in p.stderr and 'nan' in p.stderr.lower() and 'at step 3' in p.stderr
-  assert tf.train.latest_checkpoint(str(work / 'checkpoints')).endswith('ckpt-2')
+  # The learning rate jumps to 1e38 after step 5 (the testing schedule's boundary is 4): the
+  # update of step 6 blows the weights up and step 7's loss is not finite.
+  args = ['--config=lizard_red_testing', f'--workdir={work}', '--steps=10',
+          '--set=checkpoint_every=4']
+  p = run_tool('train_adversary', *args, '--set=lr_values=2e-3,1e38', mirror=mirror)
+  assert p.returncode == 3, p.stderr
+  assert 'diverged' in p.stderr and 'at step 6' in p.stderr and '--set=lr=' in p.stderr
+  assert tf.train.latest_checkpoint(str(work / 'checkpoints')).endswith('ckpt-4')
   assert not (work / 'metrics.json').exists()
-  # The kept checkpoint resumes (the hook off) and finishes.
-  p = run_tool('train_adversary', '--config=lizard_red_testing', f'--workdir={work}',
-               mirror=mirror)
+  # The advised resume with a sane learning rate is accepted and finishes.
+  p = run_tool('train_adversary', *args, mirror=mirror)
   assert p.returncode == 0, p.stderr
-  assert 'at step 2' in p.stdout
+  assert 'at step 4' in p.stdout
 
 
 @pytest.mark.slow

@@ -27,7 +27,8 @@ PRECISIONS = ('float32', 'mixed_bfloat16')
 RESUMABLE_CHANGES = frozenset({
     'steps', 'log_every', 'summary_every', 'image_every', 'checkpoint_every', 'keep_checkpoints',
     'eval_seeds', 'eval_steps', 'eval_seed', 'compare_with', 'register', 'description',
-    'debug_nan_step', 'eval_every', 'keep_best',
+    'eval_every', 'keep_best',
+    'debug_nan_step',  # a removed test hook: older config.json files still have it
     # A lower learning rate is how a diverged run is resumed (the schedule's values only; the
     # boundaries stay, so the steps already taken keep their meaning).
     'lr', 'lr_values'})
@@ -136,7 +137,6 @@ class TrainConfig:
   # counted in original cells (adversary).
   compare_with: str = ''  # A published adversary evaluated the same way at the end ('' none).
   register: str = ''  # nca: register the trained model under this name in the local manifest.
-  debug_nan_step: int = -1  # Test hook: the loss becomes NaN at this step (-1 never).
 
   def replace(self, **changes):
     return dataclasses.replace(self, **changes)

@@ -42,8 +42,9 @@ def evaluate_adversary(original, adversary, injection, target, grid, inject_at=6
       lenient=True)
   out = {}
   for k, v in result.metrics.items():
-    if not np.isnan(v[-1]).all():
-      out[k], out[k + '_std'] = float(v[-1].mean()), float(v[-1].std())
+    if k == 'mse' and target is None:
+      continue  # no target, no MSE; a NaN of a diverged rule is kept (it scores as such)
+    out[k], out[k + '_std'] = float(v[-1].mean()), float(v[-1].std())
   out['no_injection'] = result.info['no_injection']
   out['seeds'], out['steps_after_injection'], out['inject_at'] = seeds, steps, inject_at
   return out, result.states[:, 0], list(result.record_steps)

@@ -361,8 +361,6 @@ class Trainer:
       if self.is_adversary and c.l3:
         part_l3 = c.l3 * self._weight_distance()
         loss += part_l3 / replicas
-      # Test hook: a NaN at a chosen step, to exercise the divergence path.
-      loss = tf.where(tf.equal(self.step, c.debug_nan_step), np.float32(np.nan), loss)
     return {'grads': tape.gradient(loss, variables), 'loss': loss, 'x': x,
             'per_sample': per_sample, 'target': part_target, 'old': part_old, 'keep': keep,
             'l3': part_l3}
@@ -851,7 +849,7 @@ def varying_fields(kind):
   worth comparing runs by), plus `name`."""
   configs = [configs_lib.get_config(n) for n in configs_lib.names(kind)
              if not n.endswith('_testing')]
-  skip = {'description', 'debug_nan_step', 'register', 'compare_with'}
+  skip = {'description', 'register', 'compare_with'}
   return ('name',) + tuple(
       f.name for f in dataclasses.fields(config_lib.TrainConfig)
       if f.name not in skip and f.name != 'name'

@@ -48,7 +48,7 @@ AGES = (100, 200, 500)  # steps after injection kept in run.json (fig. 14's), th
 # Config fields that do not change what is trained: a results entry still matches without them.
 PRESENTATION_FIELDS = frozenset({'description', 'log_every', 'summary_every', 'image_every',
                                  'checkpoint_every', 'keep_checkpoints', 'register',
-                                 'debug_nan_step'})
+                                 'debug_nan_step'})  # (a removed field, in old records)
 
 
 class ReproduceError(errors.Error, ValueError):
