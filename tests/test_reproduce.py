@@ -77,6 +77,25 @@ def test_reproduce_binary_skips_finished_and_retrains_on_request(tmp_path, mirro
   assert len(list(work.glob('lizard_red_testing.old-*'))) == 1  # nothing deleted
 
 
+@pytest.mark.slow
+def test_reproduce_the_perturbation_sweep_into_cells(tmp_path):
+  work, results = tmp_path / 'runs', tmp_path / 'results'
+  out = reproduce.run(['perturbation_testing'], work, results, seeds=2, log=lambda m: None)
+  names = sorted(out['records'])
+  assert names == ['perturbation/perturbation_copy_l3_testing/spray_50pct',
+                   'perturbation/perturbation_random_testing/spray_50pct']
+  for name in names:
+    r = zoo.read_record(results / name)
+    assert r.overrides[0] == 'injection=spray:0.5' and r.config['injection'] == 'spray:0.5'
+    assert not reproduce.config_diff(r.config, configs.get_config(r.config_name, r.overrides))
+    assert (work / name / 'metrics.json').is_file()
+  table = (results / 'perturbation' / 'table.csv').read_text().splitlines()
+  assert len(table) == 3 and table[0].startswith('regime,rate,steps')
+  assert 'fig. 15' in (results / 'REPORT.md').read_text()
+  again = reproduce.run(['perturbation_testing'], work, results, seeds=2, log=lambda m: None)
+  assert sorted(again['skipped']) == names
+
+
 # ----------------------------------------------------------------------------------------------
 # The committed zoo: every entry is complete, current and loadable.
 
@@ -86,7 +105,8 @@ def committed():
 
 def test_the_zoo_holds_the_papers_experiments_only():
   assert committed(), 'results/ holds no experiment'
-  assert set(committed()) <= set(reproduce.PAPER), committed()
+  cells = {c.entry for c in reproduce.cells(reproduce.PAPER + (reproduce.PERTURBATION,))}
+  assert set(committed()) <= cells, committed()
 
 
 @pytest.mark.parametrize('name', committed())
@@ -98,7 +118,8 @@ def test_committed_entry_is_complete_and_current(name):
     assert (d / f).stat().st_size < 400_000, f'{f} is too large for git'
   assert not (d / 'checkpoints').exists()
   # The entry was trained with the config the repository names today.
-  diff = reproduce.config_diff(record.config, configs.get_config(record.config_name))
+  diff = reproduce.config_diff(record.config, configs.get_config(record.config_name,
+                                                                 record.overrides))
   assert not diff, f'{name} is stale: config fields {diff} changed since it was trained'
   assert record.protocol.seeds == reproduce.EVAL_SEEDS and record.protocol.inject_at == 60
   assert record.protocol.ages[-1] == 500

@@ -179,3 +179,43 @@ def test_report_only_binary_rebuilds_offline(tmp_path):
                        timeout=120)
   assert bad.returncode != 0 and 'lizard_pink' not in bad.stdout
   assert '--experiments must name' in bad.stderr
+
+
+def fake_cell(root, regime, rate, distance, cosine):
+  """A fig. 15 cell's entry with made-up numbers."""
+  config = configs.get_config(regime, [f'injection=spray:{rate:g}']).to_dict()
+  name = f'perturbation/{regime}/spray_{rate * 100:g}pct'
+  ev = zoo.Evaluation('ours', {500: seed_metrics([0.0] * 32, [570] * 32, [0.004] * 32)}, 0,
+                      distance, cosine)
+  record = zoo.RunRecord(
+      experiment=name, config_name=regime, config=json.loads(json.dumps(config)),
+      kind='perturbation', commits=('0123456789ab',),
+      training=zoo.Training(steps=800, wall_s=600.0, s_per_step=0.75, best_step=None,
+                            machine='test', final_loss=0.0093, stopped_early=True),
+      protocol=zoo.Protocol(seeds=32, seed=1234, inject_at=60, ages=(500,), grid=48),
+      ours=ev, published=None, control=None,
+      verdict=zoo.verdict('perturbation', ev, None, 500, 32),
+      overrides=(f'injection=spray:{rate:g}',))
+  weights_file.save(CAModel(convention='paper'), root / name / zoo.WEIGHTS_FILE)
+  zoo.write_record(root / name, record)
+  return record
+
+
+def test_report_writes_the_perturbation_table_and_figure(tmp_path):
+  fake_cell(tmp_path, 'perturbation_copy_l3', 0.8, 0.051, 0.96)
+  fake_cell(tmp_path, 'perturbation_copy_l3', 0.05, 0.12, 0.81)
+  fake_cell(tmp_path, 'perturbation_random', 0.8, 0.2, 0.01)
+  text = report.write_report(tmp_path).read_text()
+  assert '## Adversaries close to the original (fig. 15)' in text
+  assert '| perturbation_copy_l3 | 80 % | 800 | yes | 0.0093 | 0.051 (0.05) | 0.960 (0.96)' in text
+  import csv
+  rows = list(csv.DictReader((tmp_path / 'perturbation' / 'table.csv').open()))
+  assert [(r['regime'], float(r['rate'])) for r in rows] == [
+      ('perturbation_copy_l3', 0.8), ('perturbation_copy_l3', 0.05), ('perturbation_random', 0.8)]
+  assert float(rows[1]['weight_distance']) == 0.12 and rows[0]['complete'] == '32'
+  from PIL import Image
+  assert Image.open(tmp_path / 'figures' / 'perturbation.png').size[0] == 640
+  # A cell's record names its config with the spray-rate override: it is current.
+  from tf_multinca.training import reproduce
+  r = zoo.read_record(tmp_path / 'perturbation' / 'perturbation_random' / 'spray_80pct')
+  assert not reproduce.config_diff(r.config, configs.get_config(r.config_name, r.overrides))

@@ -7,10 +7,13 @@ experiment under `figures/`: our takeover above the published adversary's on the
 and the control for the dynamic ones.
 """
 
+import csv
+import io
 import pathlib
 
 import numpy as np
 from PIL import Image
+from PIL import ImageDraw
 
 from tf_multinca import fileio
 from tf_multinca import render
@@ -18,9 +21,27 @@ from tf_multinca import zoo
 
 REPORT_FILE = 'REPORT.md'
 FIGURES_DIR = 'figures'
+PERTURBATION_TABLE = 'perturbation/table.csv'
+PERTURBATION_COLUMNS = ('regime', 'rate', 'steps', 'reached_loss_criterion', 'final_loss',
+                        'weight_distance', 'cosine_similarity', 'complete', 'seeds',
+                        'mse_mean', 'wall_s')
+# Fig. 15 as the authors plotted it (their plotting notebook): {regime: {injected share:
+# (|dw| RMS, cosine similarity, final loss)}}, drawn as the dashed reference.
+PAPER_FIG15 = {
+    'perturbation_random_l3': {0.8: (.044, .97, .007), 0.5: (.04, .96, .009),
+                               0.25: (.06, .93, .008), 0.05: (.1, .83, .001)},
+    'perturbation_copy_l3': {0.8: (.05, .96, .004), 0.5: (.067, .93, .0047),
+                             0.25: (.074, .92, .009), 0.05: (.13, .80, .009)},
+    'perturbation_copy': {0.8: (.078, .91, .003), 0.5: (.091, .88, .005),
+                          0.25: (.13, .77, .003), 0.05: (.17, .68, .007)},
+    'perturbation_random': {0.8: (.21, .002, .004), 0.5: (.22, .014, .003),
+                            0.25: (.23, .008, .003), 0.05: (.30, .009, .014)},
+}
+_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
 _SECTIONS = (
     ('static', 'Static experiments (fig. 12): change the colour or the shape'),
     ('dynamic', 'Dynamic experiments (fig. 14): a growing organism kept alive'),
+    ('perturbation', 'Adversaries close to the original (fig. 15)'),
     ('testing', 'Testing entries (tiny configs, not results)'),
 )
 
@@ -113,6 +134,47 @@ def _dynamic_table(records):
   return lines
 
 
+def perturbation_rows(records):
+  """One row per fig. 15 cell (`PERTURBATION_COLUMNS`), from the records of kind
+  'perturbation' (regime: the config name; rate: the spray rate of its injection)."""
+  rows = []
+  for r in records:
+    rate = float(r.config['injection'].split(':')[1].rstrip('%'))
+    m = r.ours.at(r.protocol.ages[-1])
+    rows.append({'regime': r.config_name, 'rate': rate, 'steps': r.training.steps,
+                 'reached_loss_criterion': r.training.stopped_early,
+                 'final_loss': r.training.final_loss,
+                 'weight_distance': r.ours.weight_distance,
+                 'cosine_similarity': r.ours.cosine_similarity, 'complete': m.complete(),
+                 'seeds': len(m.original_fraction), 'mse_mean': m.stats('mse')[0],
+                 'wall_s': r.training.wall_s})
+  return sorted(rows, key=lambda x: (x['regime'], -x['rate']))
+
+
+def _perturbation_table(records, root):
+  rows = perturbation_rows(records)
+  buf = io.StringIO()
+  w = csv.DictWriter(buf, PERTURBATION_COLUMNS, lineterminator='\n')
+  w.writeheader()
+  w.writerows(rows)
+  fileio.write_text(root / PERTURBATION_TABLE, buf.getvalue())
+  lines = ['| regime | injected | steps | loss < 0.01 | final loss | \\|dw\\| (paper) | cosine '
+           '(paper) | complete | train wall time |', '|---|---|---|---|---|---|---|---|---|']
+  for x in rows:
+    ref = PAPER_FIG15.get(x['regime'], {}).get(x['rate'])
+    paper = (lambda i: f' ({ref[i]:g})' if ref else '')
+    loss = '-' if x['final_loss'] is None else f"{x['final_loss']:.4f}"
+    lines.append(f"| {x['regime']} | {x['rate'] * 100:g} % | {x['steps']} | "
+                 f"{'yes' if x['reached_loss_criterion'] else 'no (step cap)'} | {loss} | "
+                 f"{x['weight_distance']:.3f}{paper(0)} | {x['cosine_similarity']:.3f}{paper(1)}"
+                 f" | {x['complete']}/{x['seeds']} | {_hms(x['wall_s'])} |")
+  png = plot_perturbation(rows, PAPER_FIG15)
+  fileio.write_file(root / FIGURES_DIR / 'perturbation.png',
+                    lambda p: png.save(p, format='PNG'), suffix='.png')
+  return lines + ['', f'Table: `{PERTURBATION_TABLE}`.', '',
+                  f'![fig. 15]({FIGURES_DIR}/perturbation.png)', '']
+
+
 def _verdicts(records):
   lines = ['| experiment | bar | checks |', '|---|---|---|']
   for r in records:
@@ -152,6 +214,10 @@ def write_report(results_dir=None):
     if not group:
       continue
     lines += [f'## {title}', '']
+    if kind == 'perturbation':
+      lines += _perturbation_table(group, root)
+      lines += ['### Against the bar', ''] + _verdicts(group) + ['']
+      continue
     lines += (_static_table(group) if kind != 'dynamic' else _dynamic_table(group))
     lines += ['', '### Against the bar', ''] + _verdicts(group) + ['']
     for r in group:
@@ -165,3 +231,65 @@ def write_report(results_dir=None):
                 f'`{r.config_name}`, trained at {commits} on {r.training.machine}.', '',
                 f'![{r.experiment}]({FIGURES_DIR}/{name})', '']
   return fileio.write_text(root / REPORT_FILE, '\n'.join(lines).rstrip() + '\n')
+
+
+def plot_perturbation(rows, reference=None, panel=(320, 240)):
+  """Fig. 15 as a Pillow image: |dw| and cosine similarity against the spray rate, one solid
+  line per regime (rates on a categorical axis, largest first as in the paper).
+
+  Args:
+    rows: dicts with 'regime', 'rate', 'weight_distance', 'cosine_similarity'.
+    reference: {regime: {rate: (|dw|, cosine, loss)}}: drawn as dashed lines with hollow
+      points in the regime's colour (the paper's values), or None.
+  """
+  rates = sorted({r['rate'] for r in rows}, reverse=True)
+  regimes = list(dict.fromkeys(r['regime'] for r in rows))
+  pw, ph = panel
+  margin_l, margin_b, margin_t, legend_h = 56, 36, 24, 16 * len(regimes) + 8
+  img = Image.new('RGB', (2 * pw, ph + legend_h), 'white')
+  draw = ImageDraw.Draw(img)
+  for p, (key, title) in enumerate((('weight_distance', '|dw| (RMS)'),
+                                    ('cosine_similarity', 'cosine similarity'))):
+    x0, y0 = p * pw + margin_l, margin_t
+    x1, y1 = (p + 1) * pw - 12, ph - margin_b
+    ref_rows = [{'regime': g, 'rate': p, 'weight_distance': v[0], 'cosine_similarity': v[1]}
+                for g, by_rate in (reference or {}).items() if g in regimes
+                for p, v in by_rate.items() if p in rates]
+    values = np.array([r[key] for r in rows + ref_rows], np.float64)
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo < 1e-9:
+      lo, hi = lo - 0.5 * abs(lo or 1) * 0.1, hi + 0.5 * abs(hi or 1) * 0.1
+    draw.rectangle([x0, y0, x1, y1], outline='black')
+    draw.text((x0, 4), title, fill='black')
+    for frac in (0.0, 0.5, 1.0):
+      y = y1 - frac * (y1 - y0)
+      draw.text((p * pw + 2, y - 6), f'{lo + frac * (hi - lo):.3g}', fill='black')
+    xs = {rate: x0 + (i + 0.5) * (x1 - x0) / len(rates) for i, rate in enumerate(rates)}
+    for rate, x in xs.items():
+      draw.text((x - 10, y1 + 4), f'{rate * 100:g}%', fill='black')
+    draw.text(((x0 + x1) // 2 - 40, y1 + 18), 'adversaries injected', fill='black')
+    for j, regime in enumerate(regimes):
+      pts = [(xs[r['rate']], y1 - (r[key] - lo) / (hi - lo) * (y1 - y0))
+             for r in sorted((r for r in rows if r['regime'] == regime),
+                             key=lambda r: -r['rate'])]
+      colour = _COLOURS[j % len(_COLOURS)]
+      if len(pts) > 1:
+        draw.line(pts, fill=colour, width=2)
+      for x, y in pts:
+        draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+      ref = [(xs[r['rate']], y1 - (r[key] - lo) / (hi - lo) * (y1 - y0))
+             for r in sorted((r for r in ref_rows if r['regime'] == regime),
+                             key=lambda r: -r['rate'])]
+      for (xa, ya), (xb, yb) in zip(ref, ref[1:]):
+        for f in np.arange(0.0, 1.0, 0.2):  # dashes
+          draw.line([(xa + (xb - xa) * f, ya + (yb - ya) * f),
+                     (xa + (xb - xa) * (f + 0.1), ya + (yb - ya) * (f + 0.1))], fill=colour,
+                    width=1)
+      for x, y in ref:
+        draw.ellipse([x - 3, y - 3, x + 3, y + 3], outline=colour)
+  for j, regime in enumerate(regimes):
+    y = ph + 4 + 16 * j
+    draw.rectangle([margin_l, y + 3, margin_l + 14, y + 11], fill=_COLOURS[j % len(_COLOURS)])
+    draw.text((margin_l + 20, y), regime + ('  (solid: ours, dashed: the paper)' if reference
+                                            and j == 0 else ''), fill='black')
+  return img

@@ -143,12 +143,16 @@ class Training:
     s_per_step: `wall_s / steps`.
     best_step: the step of the validated weights kept (None: the last step's).
     machine: where it ran (cores, processor).
+    final_loss: the mean training loss of the last log window (None where not recorded).
+    stopped_early: whether the run stopped at its `stop_loss` criterion before its step cap.
   """
   steps: int
   wall_s: float | None
   s_per_step: float | None
   best_step: int | None
   machine: str
+  final_loss: float | None = None
+  stopped_early: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +181,8 @@ class RunRecord:
     protocol: `Protocol`.
     ours, published, control: `Evaluation`s (published / control None where there is none).
     verdict: `Verdict`.
+    overrides: `key=value` overrides applied to the named config (fig. 15's cells set their
+      spray rate so): the config is `configs.get_config(config_name, overrides)`.
   """
   experiment: str
   config_name: str
@@ -189,6 +195,7 @@ class RunRecord:
   published: Evaluation | None
   control: Evaluation | None
   verdict: Verdict
+  overrides: tuple = ()
 
   @property
   def convention(self):
@@ -238,7 +245,8 @@ def _record(doc):
       ours=_evaluation(doc['ours']), published=_evaluation(doc.get('published')),
       control=_evaluation(doc.get('control')),
       verdict=Verdict(passed=bool(doc['verdict']['passed']),
-                      checks=tuple(tuple(c) for c in doc['verdict']['checks'])))
+                      checks=tuple(tuple(c) for c in doc['verdict']['checks'])),
+      overrides=tuple(doc.get('overrides', ())))
 
 
 def verdict(kind, ours, published, age, seeds):

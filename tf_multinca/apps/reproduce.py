@@ -15,14 +15,14 @@ from absl import app
 from absl import flags
 
 from tf_multinca import binary
-from tf_multinca import configs
 from tf_multinca import zoo
 from tf_multinca.training import reproduce
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('experiments', list(reproduce.PAPER),
                   'experiments (config names) to reproduce: ' + ', '.join(reproduce.PAPER) +
-                  ' (and their _testing variants)')
+                  ' (and their _testing variants); "perturbation" is fig. 15: its four regimes '
+                  'times the spray rates 80, 50, 25 and 5 %')
 flags.DEFINE_string('workdir', 'runs/reproduce', 'training runs live in <workdir>/<name> and '
                     'resume from there')
 flags.DEFINE_string('results_dir', None, 'the results zoo (default: $TF_MULTINCA_RESULTS, else '
@@ -48,8 +48,7 @@ def _check_experiments(values):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  for name in FLAGS.experiments:  # every override, before anything is trained
-    configs.get_config(name, FLAGS.set)
+  reproduce.cells(FLAGS.experiments, FLAGS.set)  # every override, before anything is trained
   out = reproduce.run(
       FLAGS.experiments, FLAGS.workdir, FLAGS.results_dir or zoo.results_dir(),
       retrain=FLAGS.retrain, report_only=FLAGS.report_only, seeds=FLAGS.eval_seeds,

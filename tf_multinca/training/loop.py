@@ -536,6 +536,7 @@ class Trainer:
     t0 = time.time()
     wall_before = float(self.wall_s.numpy())
     recent = []
+    last_mean = None  # the mean loss of the last log window (stop_loss's criterion)
     last_ckpt = start_step
     stopped_early = False
     out = None
@@ -570,7 +571,7 @@ class Trainer:
       if step % c.log_every == 0 or step == c.steps:
         done = step - start_step
         rate = (time.time() - t0) / max(done, 1)
-        mean = float(np.mean(recent))
+        mean = last_mean = float(np.mean(recent))
         parts = f'loss {mean:.5f} (target {float(out["loss/target"]):.5f}'
         if self.is_adversary:
           parts += (f', old {float(out["loss/old"]):.4f}, orig. fraction '
@@ -597,7 +598,7 @@ class Trainer:
       self.wall_s.assign(wall_before + wall)
       self.manager.save(checkpoint_number=int(self.step.numpy()))
     result = self.finish(writer, wall_s=wall, steps_this_session=int(self.step.numpy()) -
-                         start_step, stopped_early=stopped_early)
+                         start_step, stopped_early=stopped_early, final_loss=last_mean)
     writer.flush()
     writer.close()
     return result
@@ -706,7 +707,8 @@ class Trainer:
       paths['webgl_json'] = export.save_webgl_json(self.trainee, d / f'{name}.webgl.json')
     return {k: str(v) for k, v in paths.items()}
 
-  def finish(self, writer, wall_s=0.0, steps_this_session=0, stopped_early=False):
+  def finish(self, writer, wall_s=0.0, steps_this_session=0, stopped_early=False,
+             final_loss=None):
     """Evaluates, compares, exports, registers and writes metrics.json.
 
     With `eval_every` and `keep_best`, the trainee takes the best validated weights first (the
@@ -734,6 +736,7 @@ class Trainer:
     reference = self.compare()
     paths = self.export(best['step'] if best and best['used'] else step)
     doc = {'config': c.name, 'kind': c.kind, 'steps': step, 'stopped_early': stopped_early,
+           'final_train_loss': final_loss,
            'best': best,
            'wall_s_this_session': wall_s, 'steps_this_session': steps_this_session,
            'wall_s_total': float(self.wall_s.numpy()),

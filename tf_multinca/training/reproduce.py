@@ -30,6 +30,7 @@ from tf_multinca import takeover
 from tf_multinca import targets
 from tf_multinca import weights_file
 from tf_multinca import zoo
+from tf_multinca.configs import adversary as adversary_configs
 from tf_multinca.training import loop
 
 # The paper's experiments and the bar each is held to (`zoo.verdict`).
@@ -43,6 +44,12 @@ EXPERIMENTS = {
     'firework_grow_to_persist': 'dynamic',
 }
 PAPER = tuple(EXPERIMENTS)
+# Fig. 15: the four regimes times the spray rates, one entry per cell under
+# results/perturbation/<regime>/spray_<pct>pct (`cells`).
+PERTURBATION = 'perturbation'
+# The tiny sweep of the tests: two regimes' testing variants at one rate.
+PERTURBATION_TESTING = (('perturbation_copy_l3_testing', 0.5),
+                        ('perturbation_random_testing', 0.5))
 EVAL_SEEDS = 32  # organisms of the final evaluation (ours, published and control alike)
 AGES = (100, 200, 500)  # steps after injection kept in run.json (fig. 14's), the last decides
 # Config fields that do not change what is trained: a results entry still matches without them.
@@ -56,13 +63,61 @@ class ReproduceError(errors.Error, ValueError):
 
 
 def kind_of(name):
-  """'static' | 'dynamic' for the paper's experiments, 'testing' for `*_testing` variants."""
+  """'static' | 'dynamic' | 'perturbation' for the paper's experiments, 'testing' for the
+  `*_testing` variants ('perturbation_testing' is fig. 15's tiny sweep: 'perturbation')."""
+  if name in (PERTURBATION, PERTURBATION + '_testing'):
+    return 'perturbation'  # its bar is the complete takeover alone, testing cells included
   if name.endswith('_testing') and name[:-len('_testing')] in EXPERIMENTS:
     return 'testing'
   if name not in EXPERIMENTS:
-    raise ReproduceError(f'unknown experiment {name!r}; the paper\'s are {", ".join(PAPER)} '
-                         '(and their _testing variants)')
+    raise ReproduceError(f'unknown experiment {name!r}; the paper\'s are '
+                         f'{", ".join(PAPER + (PERTURBATION,))} (and their _testing variants)')
   return EXPERIMENTS[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """One training run of the campaign and its zoo entry.
+
+  Attributes:
+    entry: its path under results/ ('lizard_red', 'perturbation/<regime>/spray_5pct').
+    kind: the bar it is held to (`zoo.verdict`).
+    config_name: the named config.
+    overrides: `key=value` overrides on it (a cell's spray rate, then the user's).
+    config: the resulting `TrainConfig`.
+  """
+  entry: str
+  kind: str
+  config_name: str
+  overrides: tuple
+  config: configs.TrainConfig
+
+
+def spray_entry(regime, rate):
+  """'perturbation/<regime>/spray_<pct>pct' of a fig. 15 cell."""
+  return f'{PERTURBATION}/{regime}/spray_{rate * 100:g}pct'
+
+
+def cells(experiments, overrides=()):
+  """The runs of `experiments`: each named one, and fig. 15's sixteen for 'perturbation'.
+
+  Raises:
+    ReproduceError, configs.ConfigError: an unknown name or a bad override.
+  """
+  out = []
+  for name in experiments:
+    kind = kind_of(name)
+    if name in (PERTURBATION, PERTURBATION + '_testing'):
+      grid = (PERTURBATION_TESTING if name.endswith('_testing') else
+              [(r, p) for r in adversary_configs.PERTURBATION_REGIMES
+               for p in adversary_configs.PERTURBATION_RATES])
+      for regime, rate in grid:
+        extra = (f'injection=spray:{rate:g}',) + tuple(overrides)
+        out.append(Cell(spray_entry(regime, rate), kind, regime, extra,
+                        configs.get_config(regime, extra)))
+    else:
+      out.append(Cell(name, kind, name, tuple(overrides), configs.get_config(name, overrides)))
+  return out
 
 
 def ages_of(config):
@@ -132,12 +187,15 @@ def _machine():
   return f'{os.cpu_count()} cores, {model}'
 
 
-def collect(name, config, run_dir, results_dir=None, seeds=EVAL_SEEDS, log=print):
+def collect(name, config, run_dir, results_dir=None, seeds=EVAL_SEEDS, log=print, kind=None,
+            overrides=()):
   """Evaluates a finished training run and writes its zoo entry `results/<name>/`.
 
   Args:
     name: the entry's path under results/ (the experiment's name).
     config: the `TrainConfig` the run was trained with.
+    kind: the bar it is held to (default: `kind_of(config.name)`).
+    overrides: the `key=value` overrides `config` was built with (recorded).
     run_dir: the run's workdir (metrics.json, export/adversary.weights.h5).
     results_dir: the zoo (default `zoo.results_dir()`).
     seeds: organisms of the evaluation.
@@ -173,7 +231,7 @@ def collect(name, config, run_dir, results_dir=None, seeds=EVAL_SEEDS, log=print
     published = _evaluate(config.compare_with, original, hub.load(config.compare_with, conv),
                           **args)
   control = _evaluate('control', original, None, **args)
-  kind = kind_of(config.name)
+  kind = kind or kind_of(config.name)
   steps = int(doc['steps'])
   wall = doc.get('wall_s_total') or doc.get('wall_s_this_session')
   best = doc.get('best') or {}
@@ -182,11 +240,13 @@ def collect(name, config, run_dir, results_dir=None, seeds=EVAL_SEEDS, log=print
       commits=tuple(loop.read_provenance(run_dir)['commits'] or ['unknown']),
       training=zoo.Training(steps=steps, wall_s=wall, s_per_step=wall / steps if wall else None,
                             best_step=best.get('step') if best.get('used') else None,
-                            machine=_machine()),
+                            machine=_machine(), final_loss=doc.get('final_train_loss'),
+                            stopped_early=bool(doc.get('stopped_early'))),
       protocol=protocol, ours=ours.evaluation,
       published=published.evaluation if published else None, control=control.evaluation,
       verdict=zoo.verdict(kind, ours.evaluation, published.evaluation if published else None,
-                          protocol.ages[-1], seeds))
+                          protocol.ages[-1], seeds),
+      overrides=tuple(overrides))
 
   def write(tmp):
     tmp = pathlib.Path(tmp)
@@ -254,8 +314,8 @@ def run(experiments=PAPER, workdir='runs/reproduce', results_dir=None, retrain=F
     raise ReproduceError(f'seeds={seeds}; need at least 1')
   records, skipped = {}, []
   if not report_only:
-    plan = [(n, kind_of(n), configs.get_config(n, overrides)) for n in experiments]
-    for name, _, config in plan:
+    for cell in cells(experiments, overrides):
+      name, config = cell.entry, cell.config
       entry = results_dir / name
       if not retrain and (entry / zoo.RUN_FILE).is_file():
         diff = config_diff(zoo.read_record(entry).config, config)
@@ -280,7 +340,8 @@ def run(experiments=PAPER, workdir='runs/reproduce', results_dir=None, retrain=F
       else:
         log(f'--- {name}: training in {run_dir}')
         loop.train(config, run_dir, log=log)
-      records[name] = collect(name, config, run_dir, results_dir, seeds, log)
+      records[name] = collect(name, config, run_dir, results_dir, seeds, log, cell.kind,
+                              cell.overrides)
   path = report.write_report(results_dir)
   log(f'report: {path}')
   return {'records': records, 'skipped': skipped, 'report': str(path)}
