@@ -45,7 +45,7 @@ def list_entries(entries):
     print('  '.join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
 
 
-def run(command, entries, cache_dir=None):
+def run_command(command, entries, cache_dir=None):
   """Fetches or verifies `entries`; returns the list of (name, error message) failures."""
   failures = []
   for e in entries:
@@ -73,7 +73,7 @@ def main(argv):
   if command == 'list':
     list_entries(entries)
     return
-  failures = run(command, entries, FLAGS.cache_dir)
+  failures = run_command(command, entries, FLAGS.cache_dir)
   if failures:
     print(f'\n{len(failures)} of {len(entries)} failed:', file=sys.stderr)
     for name, err in failures:
