@@ -318,9 +318,14 @@ def run(experiments=PAPER, workdir='runs/reproduce', results_dir=None, retrain=F
       name, config = cell.entry, cell.config
       entry = results_dir / name
       if not retrain and (entry / zoo.RUN_FILE).is_file():
-        diff = config_diff(zoo.read_record(entry).config, config)
+        held = zoo.read_record(entry)
+        diff = config_diff(held.config, config)
         if not diff:
-          log(f'{name}: {entry} holds this config already; skipped (--retrain to train again)')
+          # Training is seeded: the same config trains the same adversary again.
+          verdict = ('it passes the bar' if held.verdict.passed else
+                     'it does NOT pass the bar: change the config to train a better one')
+          log(f'{name}: {entry} holds this config already ({verdict}); skipped (--retrain to '
+              'train it again)')
           skipped.append(name)
           continue
         log(f'{name}: {entry} was trained with another config (fields: {", ".join(diff)}); '
