@@ -37,8 +37,8 @@ try:
   outcome = 'accepted'
 except Exception as e:
   outcome = type(e).__name__ + ': ' + str(e)
-print(json.dumps(dict(outcome=outcome, seconds=time.time() - t,
-                      grew_mb=(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)))
+grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(json.dumps(dict(outcome=outcome, seconds=time.time() - t, grew_mb=grew / 1024)))
 '''
 
 

@@ -1,7 +1,9 @@
 """What every `tools/` binary shares: flag errors as one line, and the documented exit statuses.
 
-    def run():
-      binary.run(main, __name__)
+    run = binary.entry(main)   # the console script's entry point
+
+    if __name__ == '__main__':
+      run()
 
 Exit statuses: 0 done; 2 bad input or a state the user can fix (a flag, an `errors.Error`, a
 file system error: one line on stderr naming what was wrong and how to fix it); 3 a diverged
@@ -62,3 +64,8 @@ def run(main, module=None):
       return _error('interrupted', 130)
 
   app.run(wrapped, flags_parser=_parse)
+
+
+def entry(main):
+  """The entry point of a binary whose `main` is given: `run()` calls `run(main, module)`."""
+  return lambda: run(main, main.__module__)

@@ -1,4 +1,7 @@
-"""`python -m tools.bench`: the binary `tf_multinca.apps.bench` (installed: `tf-multinca-bench`)."""
+"""`python -m tools.bench`: the binary `tf_multinca.apps.bench`.
+
+Installed, it is the console script `tf-multinca-bench`.
+"""
 
 from tf_multinca.apps import bench as _app
 

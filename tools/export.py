@@ -1,4 +1,7 @@
-"""`python -m tools.export`: the binary `tf_multinca.apps.export` (installed: `tf-multinca-export`)."""
+"""`python -m tools.export`: the binary `tf_multinca.apps.export`.
+
+Installed, it is the console script `tf-multinca-export`.
+"""
 
 from tf_multinca.apps import export as _app
 

@@ -1,4 +1,7 @@
-"""`python -m tools.grow`: the binary `tf_multinca.apps.grow` (installed: `tf-multinca-grow`)."""
+"""`python -m tools.grow`: the binary `tf_multinca.apps.grow`.
+
+Installed, it is the console script `tf-multinca-grow`.
+"""
 
 from tf_multinca.apps import grow as _app
 

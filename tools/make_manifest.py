@@ -8,7 +8,7 @@ that a new file is described on purpose rather than silently left out. Checkpoin
 a zip get entries of their own (`archive` + `member`).
 
 Usage:
-  python -m tools.make_manifest --mirror ../shared/mirror          # writes tf_multinca/pretrained/manifest.json
+  python -m tools.make_manifest --mirror ../shared/mirror   # tf_multinca/pretrained/manifest.json
   python -m tools.make_manifest --mirror ../shared/mirror --check  # exit 1 if it is out of date
 """
 

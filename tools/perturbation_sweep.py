@@ -1,4 +1,7 @@
-"""`python -m tools.perturbation_sweep`: the binary `tf_multinca.apps.perturbation_sweep` (installed: `tf-multinca-perturbation-sweep`)."""
+"""`python -m tools.perturbation_sweep`: the binary `tf_multinca.apps.perturbation_sweep`.
+
+Installed, it is the console script `tf-multinca-perturbation-sweep`.
+"""
 
 from tf_multinca.apps import perturbation_sweep as _app
 

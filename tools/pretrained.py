@@ -1,4 +1,7 @@
-"""`python -m tools.pretrained`: the binary `tf_multinca.apps.pretrained` (installed: `tf-multinca-pretrained`)."""
+"""`python -m tools.pretrained`: the binary `tf_multinca.apps.pretrained`.
+
+Installed, it is the console script `tf-multinca-pretrained`.
+"""
 
 from tf_multinca.apps import pretrained as _app
 

@@ -1,4 +1,7 @@
-"""`python -m tools.reproduce`: the binary `tf_multinca.apps.reproduce` (installed: `tf-multinca-reproduce`)."""
+"""`python -m tools.reproduce`: the binary `tf_multinca.apps.reproduce`.
+
+Installed, it is the console script `tf-multinca-reproduce`.
+"""
 
 from tf_multinca.apps import reproduce as _app
 

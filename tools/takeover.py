@@ -1,4 +1,7 @@
-"""`python -m tools.takeover`: the binary `tf_multinca.apps.takeover` (installed: `tf-multinca-takeover`)."""
+"""`python -m tools.takeover`: the binary `tf_multinca.apps.takeover`.
+
+Installed, it is the console script `tf-multinca-takeover`.
+"""
 
 from tf_multinca.apps import takeover as _app
 

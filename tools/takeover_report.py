@@ -1,4 +1,7 @@
-"""`python -m tools.takeover_report`: the binary `tf_multinca.apps.takeover_report` (installed: `tf-multinca-takeover-report`)."""
+"""`python -m tools.takeover_report`: the binary `tf_multinca.apps.takeover_report`.
+
+Installed, it is the console script `tf-multinca-takeover-report`.
+"""
 
 from tf_multinca.apps import takeover_report as _app
 

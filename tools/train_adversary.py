@@ -1,4 +1,7 @@
-"""`python -m tools.train_adversary`: the binary `tf_multinca.apps.train_adversary` (installed: `tf-multinca-train-adversary`)."""
+"""`python -m tools.train_adversary`: the binary `tf_multinca.apps.train_adversary`.
+
+Installed, it is the console script `tf-multinca-train-adversary`.
+"""
 
 from tf_multinca.apps import train_adversary as _app
 

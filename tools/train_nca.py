@@ -1,4 +1,7 @@
-"""`python -m tools.train_nca`: the binary `tf_multinca.apps.train_nca` (installed: `tf-multinca-train-nca`)."""
+"""`python -m tools.train_nca`: the binary `tf_multinca.apps.train_nca`.
+
+Installed, it is the console script `tf-multinca-train-nca`.
+"""
 
 from tf_multinca.apps import train_nca as _app
 

@@ -55,9 +55,7 @@ def main(argv):
 
 
 
-def run():
-  """The console script's entry point (and `python -m tools.perturbation_sweep`'s)."""
-  binary.run(main, __name__)
+run = binary.entry(main)  # the console script's entry point
 
 
 if __name__ == '__main__':

@@ -83,9 +83,7 @@ def main(argv):
 
 
 
-def run():
-  """The console script's entry point (and `python -m tools.pretrained`'s)."""
-  binary.run(main, __name__)
+run = binary.entry(main)  # the console script's entry point
 
 
 if __name__ == '__main__':

@@ -7,29 +7,16 @@ r"""Train a single NCA as Distill's Growing NCA does: growing, persistent or reg
     python -m tools.train_nca --list_configs
 
 A run resumes from the last checkpoint in --workdir. Exit status: 0 done, 2 bad input,
-3 the loss diverged. The work is in tf_multinca.training.
+3 the loss diverged, 130 interrupted (rerun the same command to resume). The work is in
+tf_multinca.training.
 """
-
-from absl import flags
 
 from tf_multinca import binary
 from tf_multinca import configs
 from tf_multinca.training import cli
 
-_DIRECT = cli.define_flags('nca', configs.DEFAULT_NCA)
-# The flags live in training/cli.py; adopting them makes --help list them here.
-flags.adopt_module_key_flags(cli)
-
-
-def main(argv):
-  return cli.main('nca', _DIRECT, argv)
-
-
-
-def run():
-  """The console script's entry point (and `python -m tools.train_nca`'s)."""
-  binary.run(main, __name__)
-
+main = cli.define_binary('nca', configs.DEFAULT_NCA)
+run = binary.entry(main)  # the console script's entry point
 
 if __name__ == '__main__':
   run()

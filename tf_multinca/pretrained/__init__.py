@@ -5,9 +5,10 @@
     ca = pretrained.load('/tmp/my_model.pt')               # or a weight file
     pair = pretrained.load_pairing('paper/lizard/virus/lizard_persist_to_red_squareside_2')
 
-`tf_multinca/pretrained/manifest.json` lists every published file (`entries()`, `get(name)`); `fetch` brings
-one into the local cache, sha256-verified (from `$TF_MULTINCA_MIRROR` when set, else by
-download); the readers of `formats` turn weight files into the canonical weight dict.
+`tf_multinca/pretrained/manifest.json` (package data) lists every published file (`entries()`,
+`get(name)`); `fetch` brings one into the local cache, sha256-verified (from
+`$TF_MULTINCA_MIRROR` when set, else by download); the readers of `formats` turn weight files
+into the canonical weight dict.
 """
 
 import dataclasses

@@ -71,6 +71,13 @@ def build_config(values, direct):
   return configs.get_config(values['config'], overrides(values, direct))
 
 
+def define_binary(kind, default_config):
+  """Defines the flags of a training binary of `kind` and returns its `main(argv)` (whose
+  module, this one, holds the flags `--help` lists)."""
+  direct = define_flags(kind, default_config)
+  return lambda argv: main(kind, direct, argv)
+
+
 def main(kind, direct, argv):
   """Runs the binary (under `binary.run`, which maps our errors to exit statuses): validates
   every override by building the config before anything touches the workdir, then trains."""
