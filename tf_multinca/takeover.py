@@ -162,8 +162,7 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
 
   no_injection = 0
   if steps_before == 0 and adversary is not None:  # inject into the seed itself
-    x, mask = _inject(x, spec, padding, rng, mode, lenient)
-    no_injection = int(tf.reduce_sum(tf.cast(tf.reduce_max(mask, [1, 2, 3]) == 0.0, tf.int32)))
+    x, mask, no_injection = _inject(x, spec, padding, rng, mode, lenient)
   observe(0, x)
   for t in range(1, total + 1):
     if mode == 'multi':
@@ -171,9 +170,7 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
     else:
       x = grow(x) if t <= steps_before else fixed_step(x, mask)
     if t == steps_before and steps_before > 0 and adversary is not None:
-      x, mask = _inject(x, spec, padding, rng, mode, lenient)
-      no_injection = int(tf.reduce_sum(tf.cast(tf.reduce_max(mask, [1, 2, 3]) == 0.0,
-                                               tf.int32)))
+      x, mask, no_injection = _inject(x, spec, padding, rng, mode, lenient)
     observe(t, x)
 
   record_idx = [kept_steps.index(t) for t in record]
@@ -232,7 +229,7 @@ def _metrics(v, target):
 
 
 def _inject(x, spec, padding, rng, mode, lenient=False):
-  """Injects after growth; returns (state, fixed mask)."""
+  """Injects after growth; returns (state, fixed mask, samples that got no adversary cell)."""
   probe = x if mode == 'multi' else multi.to_multi(x, 2)
   if spec['kind'] == 'square' and not lenient:
     fits = inj.square_centres_available(probe, spec['side'], padding).numpy()
@@ -242,9 +239,8 @@ def _inject(x, spec, padding, rng, mode, lenient=False):
           f"a {spec['side']}x{spec['side']} square does not fit inside the organism of "
           f'sample(s) {bad} at injection time; use a smaller side or a spray')
   mask = inj.injection_mask(probe, spec, padding, rng)
-  if mode == 'multi':
-    return inj.inject(x, mask), mask
-  return x, mask
+  missed = int(tf.reduce_sum(tf.cast(tf.reduce_max(mask, [1, 2, 3]) == 0.0, tf.int32)))
+  return (inj.inject(x, mask) if mode == 'multi' else x), mask, missed
 
 
 # Outputs.

@@ -15,12 +15,12 @@ import pathlib
 import numpy as np
 from PIL import Image
 from PIL import UnidentifiedImageError
-import tensorflow as tf
 
 from tf_multinca import errors
 from tf_multinca import conventions as conv_lib
 from tf_multinca import metrics
 from tf_multinca import multi
+from tf_multinca import rollout
 from tf_multinca.pretrained.fetch import fetch
 from tf_multinca.pretrained.manifest import UnknownEntryError
 from tf_multinca.pretrained.manifest import load_manifest
@@ -229,10 +229,6 @@ def build_target(spec, convention='paper', grid=None, original=None, fire_rate=N
 
 def _self_target(original, steps, grid, fire_rate, seeds=8, seed=0):
   """The organism's own mean `[RGB, alpha]` after `steps` steps, on the multi layout."""
-  net = multi.MultiNCA([original])
-  rng = tf.random.Generator.from_seed(seed)
-  x = net.seed(seeds, grid)
-  step = tf.function(lambda s: net(s, fire_rate=fire_rate, rng=rng))
-  for _ in range(steps):
-    x = step(x)
+  x, _ = rollout.grow(multi.MultiNCA([original]), steps, batch=seeds, size=grid, seed=seed,
+                      keep_every=0, fire_rate=fire_rate)
   return np.clip(metrics.rgba_view(x).numpy().mean(0), 0.0, 1.0).astype(np.float32)

@@ -38,6 +38,7 @@ from tf_multinca import model as model_lib
 from tf_multinca import multi
 from tf_multinca import registry
 from tf_multinca import render
+from tf_multinca import rollout
 from tf_multinca import targets
 from tf_multinca import weights_file
 from tf_multinca import configs as configs_lib
@@ -194,11 +195,8 @@ class Trainer:
     c = self.config
     if self.injection['kind'] != 'square':
       return
-    rng = tf.random.Generator.from_seed(c.seed)
-    grow = tf.function(lambda s: self.grower(s, fire_rate=c.fire_rate, rng=rng))
-    x = self.grower.seed(2, self.grid)
-    for _ in range(c.inject_min):
-      x = grow(x)
+    x, _ = rollout.grow(self.grower, c.inject_min, batch=2, size=self.grid, seed=c.seed,
+                        keep_every=0, fire_rate=c.fire_rate)
     x = tf.concat([x, tf.zeros_like(x[..., :1])], -1)
     side = self.injection['side']
     if not bool(tf.reduce_any(inj.square_centres_available(x, side, self.convention.padding))):
@@ -748,8 +746,8 @@ class Trainer:
     line = ', '.join(f'{k} {v:.4f}' for k, v in m.items()
                      if isinstance(v, float) and not k.endswith('_std'))
     self.log(f'final evaluation ({c.eval_seeds} seeds): {line}')
-    self.log(f'outputs: {self.workdir / "metrics.json"}, {d_export(paths)}; TensorBoard: '
-             f'tensorboard --logdir {self.workdir / "tensorboard"}')
+    self.log(f'outputs: {self.workdir / "metrics.json"}, {self.workdir / "export"}; '
+             f'TensorBoard: tensorboard --logdir {self.workdir / "tensorboard"}')
     if reference is not None:
       self.log('published ' + c.compare_with + ': ' + ', '.join(
           f'{k} {v:.4f}' for k, v in reference.items()
@@ -802,11 +800,6 @@ def _unreadable(prefix):
     text = str(e).strip()
     return text.splitlines()[-1][:160] if text else type(e).__name__
   return ''
-
-
-def d_export(paths):
-  """The export's directory, from the paths `Trainer.export` returns."""
-  return str(pathlib.Path(next(iter(paths.values()))).parent)
 
 
 def code_commit():
