@@ -2,7 +2,7 @@
 # Installs what the TF.js export and the web tests need (tests/test_export.py, tests/test_web.py):
 #   - the TF.js converter, tensorflowjs==4.22.0, with --no-deps: its declared dependencies
 #     (tf_keras, jax, tensorflow_decision_forests, tensorflow_hub, ...) would downgrade
-#     TensorFlow; tf_multinca.export stands in for the ones the converter imports but never uses;
+#     TensorFlow; tf_multinca.tfjs stands in for the ones the converter imports but never uses;
 #   - Node >= 18 and tools/web/node_modules (npm ci: pure @tensorflow/tfjs + the wasm backend);
 #   - a headless Chromium (Debian's chromium-headless-shell) for the demo page test.
 # Idempotent: each step is skipped when already satisfied (2-5 s then).

@@ -41,7 +41,7 @@ for name in names:
     start = trainer.trainee.get_rule_weights()
     losses, dropped = [], []
     for step in range(config.steps):
-      out = trainer._train_step()
+      out = trainer.train_step()
       losses.append(float(out['loss']))
       dropped.append(float(out['outliers_dropped']))
       if step == 0:  # everything one train step leaves behind

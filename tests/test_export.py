@@ -1,4 +1,4 @@
-"""SavedModel and TF.js export (tf_multinca.export, tools.export).
+"""SavedModel, TF.js and WebGL export (tf_multinca.saved_model, .tfjs, .export; tools.export).
 
 The TF.js conversion needs the optional converter (`.ci/install_web.sh`): without it the tests
 that convert fail, saying how to install it.
@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from test_model import random_weights
-from tf_multinca import CAModel, export, hub, multi
+from tf_multinca import CAModel, export, hub, multi, saved_model, tfjs
 from tf_multinca.pretrained import formats
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,13 +41,13 @@ def make_pairing(convention='paper'):
 
 
 def require_converter():
-  if not export.tfjs_available():
+  if not tfjs.available():
     pytest.fail(f'the TF.js converter is not installed: run .ci/install_web.sh (or '
-                f'{export.TFJS_INSTALL})')
+                f'{tfjs.TFJS_INSTALL})')
 
 
 def assert_no_forbidden_ops(ops, where):
-  supported = export.supported_tfjs_ops()
+  supported = tfjs.supported_ops()
   unsupported = sorted(set(ops) - supported)
   assert not unsupported, f'{where}: ops TF.js does not support: {unsupported}'
   forbidden = sorted(set(ops) & FORBIDDEN_OPS)
@@ -63,31 +63,30 @@ def assert_no_forbidden_ops(ops, where):
                                              ('pairing', 'paper'), ('pairing', 'distill')])
 def test_reloaded_saved_model_is_identical(tmp_path, kind, convention):
   model = make_single(convention) if kind == 'single' else make_pairing(convention)
-  form = export.export_form(model)
-  export.save_saved_model(model, tmp_path / 'sm')
+  form = saved_model.export_form(model)
+  saved_model.write(model, tmp_path / 'sm')
   loaded = tf.saved_model.load(str(tmp_path / 'sm'))
   assert sorted(loaded.signatures) == ['rollout', 'step']
-  x = random_state(3, export.channels_of(model))
+  x = random_state(3, saved_model.channels_of(model))
   for angle, step_size in ((0.0, 1.0), (0.7, 0.5)):
-    got = export.call_signature(loaded.signatures['step'], x, angle=angle, step_size=step_size)
+    got = saved_model.call_signature(loaded.signatures['step'], x, angle=angle, step_size=step_size)
     want = form(x, fire_rate=1.0, angle=angle, step_size=step_size)
     np.testing.assert_array_equal(got.numpy(), want.numpy())
     # The model's own default form computes the same step (to float rounding).
     ref = model(x, fire_rate=1.0, angle=angle, step_size=step_size)
     np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-5)
-  got = export.call_signature(loaded.signatures['rollout'], x, steps=3)
+  got = saved_model.call_signature(loaded.signatures['rollout'], x, steps=3)
   want = x
   for _ in range(3):
     want = form(want, fire_rate=1.0)
   np.testing.assert_array_equal(got.numpy(), want.numpy())
   # steps = 0 returns the input unchanged.
-  same = export.call_signature(loaded.signatures['rollout'], x, steps=0)
+  same = saved_model.call_signature(loaded.signatures['rollout'], x, steps=0)
   np.testing.assert_array_equal(same.numpy(), x.numpy())
   # The same SavedModel carries every rule's canonical weights, read back without Keras.
-  from tf_multinca.training import export as training_export  # pylint: disable=g-import-not-at-top
   rules = model.rules if kind == 'pairing' else [model]
   for i, r in enumerate(rules):
-    weights, info = training_export.read_saved_model(tmp_path / 'sm', rule=i)
+    weights, info = saved_model.read(tmp_path / 'sm', rule=i)
     assert info['convention'] == convention and info['rules'] == len(rules)
     for name, value in r.get_rule_weights().items():
       np.testing.assert_array_equal(weights[name], value)
@@ -95,7 +94,7 @@ def test_reloaded_saved_model_is_identical(tmp_path, kind, convention):
 
 def test_signatures_and_random_update(tmp_path):
   model = make_pairing()
-  export.save_saved_model(model, tmp_path / 'sm')
+  saved_model.write(model, tmp_path / 'sm')
   loaded = tf.saved_model.load(str(tmp_path / 'sm'))
   _, step_in = loaded.signatures['step'].structured_input_signature
   assert {k: (v.shape.as_list(), v.dtype) for k, v in step_in.items()} == {
@@ -105,23 +104,23 @@ def test_signatures_and_random_update(tmp_path):
   assert roll_in['steps'].dtype == tf.int32 and roll_in['x'].shape.as_list()[-1] == 17
   # fire_rate < 1 draws fresh tf.random.uniform masks: two calls differ, both stay finite.
   x = random_state(4, 17, (1, 24, 24))
-  a = export.call_signature(loaded.signatures['step'], x, fire_rate=0.5).numpy()
-  b = export.call_signature(loaded.signatures['step'], x, fire_rate=0.5).numpy()
+  a = saved_model.call_signature(loaded.signatures['step'], x, fire_rate=0.5).numpy()
+  b = saved_model.call_signature(loaded.signatures['step'], x, fire_rate=0.5).numpy()
   assert np.isfinite(a).all() and not np.array_equal(a, b)
 
 
 def test_export_form_shares_or_copies_weights():
   pair = make_pairing()
-  form = export.export_form(pair)
-  assert form.impl == export.EXPORT_IMPL
+  form = saved_model.export_form(pair)
+  assert form.impl == saved_model.EXPORT_IMPL
   assert form.rules[0] is pair.rules[0]  # the same variables
   single = make_single('paper')
-  copy = export.export_form(single)
+  copy = saved_model.export_form(single)
   for name, value in single.get_rule_weights().items():
     np.testing.assert_array_equal(copy.get_rule_weights()[name], value)
-  assert export.export_form(form) is form
+  assert saved_model.export_form(form) is form
   with pytest.raises(TypeError, match='CAModel or a MultiNCA'):
-    export.export_form(object())
+    saved_model.export_form(object())
 
 
 def test_describe_writes_the_layout_for_the_page():
@@ -146,21 +145,21 @@ def test_model_ops_reads_nodes_and_loop_bodies():
       'node': [{'op': 'Placeholder'}, {'op': 'While'}],
       'library': {'function': [{'nodeDef': [{'op': 'StatelessRandomUniformV2'},
                                             {'op': 'AddV2'}]}]}}}
-  assert export.model_ops(doc) == ['AddV2', 'Placeholder', 'StatelessRandomUniformV2', 'While']
-  with pytest.raises(export.UnsupportedOpsError, match='StatelessRandomUniformV2') as e:
-    export.check_tfjs_ops(doc, supported={'AddV2', 'Placeholder', 'While'})
+  assert tfjs.model_ops(doc) == ['AddV2', 'Placeholder', 'StatelessRandomUniformV2', 'While']
+  with pytest.raises(tfjs.UnsupportedOpsError, match='StatelessRandomUniformV2') as e:
+    tfjs.check_ops(doc, supported={'AddV2', 'Placeholder', 'While'})
   assert e.value.ops == ['StatelessRandomUniformV2']
 
 
 def test_supported_ops_come_from_the_converter():
   require_converter()
-  ops = export.supported_tfjs_ops()
+  ops = tfjs.supported_ops()
   assert {'RandomUniform', 'While', 'DepthwiseConv2dNative', 'MaxPool', '_FusedConv2D'} <= ops
   assert 'StatelessRandomUniformV2' not in ops
 
 
 def test_missing_converter_says_how_to_install(tmp_path, monkeypatch):
-  monkeypatch.setattr(export, 'tfjs_available', lambda: False)
+  monkeypatch.setattr(tfjs, 'available', lambda: False)
   with pytest.raises(export.ExportError, match='pip install --no-deps tensorflowjs==4.22.0'):
     export.export(make_single('paper'), tmp_path / 'x', formats=('tfjs',))
   assert not (tmp_path / 'x').exists()  # refused before any work
@@ -173,8 +172,8 @@ def test_single_rule_converts_to_supported_ops(tmp_path):
   require_converter()
   model = make_single('distill')
   paths = export.export(model, tmp_path / 'single', formats=('tfjs', 'webgl_json'))
-  step_ops = export.model_ops(paths['tfjs/step'])
-  roll_ops = export.model_ops(paths['tfjs/rollout'])
+  step_ops = tfjs.model_ops(paths['tfjs/step'])
+  roll_ops = tfjs.model_ops(paths['tfjs/rollout'])
   assert_no_forbidden_ops(step_ops, 'step')
   assert_no_forbidden_ops(roll_ops, 'rollout')
   assert 'RandomUniform' in step_ops and 'While' in roll_ops
@@ -221,10 +220,10 @@ def lizard_red_export(mirror, tmp_path_factory):
 @pytest.mark.slow
 def test_lizard_red_export(lizard_red_export):
   d = lizard_red_export / 'lizard_red'
-  for sig in export.SIGNATURES:
-    ops = export.model_ops(d / 'tfjs' / sig / 'model.json')
+  for sig in saved_model.SIGNATURES:
+    ops = tfjs.model_ops(d / 'tfjs' / sig / 'model.json')
     assert_no_forbidden_ops(ops, f'lizard_red {sig}')
-  assert 'While' in export.model_ops(d / 'tfjs' / 'rollout' / 'model.json')
+  assert 'While' in tfjs.model_ops(d / 'tfjs' / 'rollout' / 'model.json')
   index = json.loads((lizard_red_export / 'index.json').read_text())
   assert [m['name'] for m in index['models']] == ['lizard_red']
   meta = json.loads((d / 'meta.json').read_text())
@@ -236,7 +235,7 @@ def test_lizard_red_export(lizard_red_export):
   raw = np.frombuffer((d / 'selfcheck.bin').read_bytes(), '<f4')
   x, y = raw.reshape(2, 1, 48, 48, 17)
   loaded = tf.saved_model.load(str(d / 'saved_model'))
-  np.testing.assert_array_equal(export.call_signature(loaded.signatures['step'], x).numpy(), y)
+  np.testing.assert_array_equal(saved_model.call_signature(loaded.signatures['step'], x).numpy(), y)
   assert (x[..., 16] > 0.1).sum() > 0  # the state holds adversary cells
 
 

@@ -8,6 +8,7 @@ import npref
 from test_model import random_state, random_weights
 from test_multi import random_multi_state
 from tf_multinca import CAModel, fast, multi, perception
+from tf_multinca import bench
 
 FAST = ['sparse', 'dense']
 TOL = 1e-5
@@ -270,7 +271,6 @@ def test_single_impl_in_config():
 
 @pytest.mark.slow
 def test_bench_rows_and_table():
-  from tf_multinca import bench  # pylint: disable=g-import-not-at-top
   rules = make_rules('paper', 3)
   x = random_multi_state(1, 3, (2, 8, 8))
   states = bench.States(single=tf.constant(random_state(1, (2, 8, 8, 16))),

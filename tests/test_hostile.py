@@ -65,6 +65,7 @@ def _saved_model_that_writes(path, victim):
       builder.save()
 
 
+@pytest.mark.slow
 def test_a_saved_model_is_never_loaded(tmp_path):
   victim = tmp_path / 'victim.txt'
   crafted = tmp_path / 'crafted'
@@ -109,6 +110,7 @@ class _LaughPickler(pickle.Pickler):
     return None
 
 
+@pytest.mark.slow
 def test_billion_laughs_pt_is_refused_fast_and_small(tmp_path):
   import io
   buf = io.BytesIO()
@@ -137,6 +139,7 @@ def _storage_pickle():
           b'ctorch\nFloatStorage\n' + text('0') + text('cpu') + b'M\x00\x18tQs.')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('member', ['archive/byteorder', 'archive/data.pkl', 'archive/data/0'])
 def test_zip_bomb_members_are_refused_from_their_size(tmp_path, member):
   path = tmp_path / 'bomb.pt'
@@ -200,6 +203,7 @@ def _huge_png(path, side):
   return path
 
 
+@pytest.mark.slow
 def test_a_12000_pixel_png_is_refused_before_decoding(tmp_path):
   path = _huge_png(tmp_path / 'huge.png', 12000)
   assert path.stat().st_size < 1_000_000
@@ -219,6 +223,7 @@ def test_targets_without_alpha_or_fully_transparent_are_refused(tmp_path):
     targets.load_target(str(tmp_path / 'clear.png'))
 
 
+@pytest.mark.slow
 def test_too_many_seeds_is_refused_before_allocating(tmp_path):
   p = subprocess.run([sys.executable, '-m', 'tools.takeover', '--pairing=lizard_red',
                       '--seeds=100000', f'--workdir={tmp_path}'], cwd=REPO, capture_output=True,
@@ -261,6 +266,7 @@ def test_missing_state_file_and_corrupt_latest_are_recovered(tmp_path):
   assert json.loads((work / 'metrics.json').read_text())['steps'] == 10
 
 
+@pytest.mark.slow
 def test_temporaries_of_a_killed_run_are_cleaned(tmp_path):
   from tf_multinca import fileio
   (tmp_path / 'export').mkdir()
@@ -276,6 +282,7 @@ def test_temporaries_of_a_killed_run_are_cleaned(tmp_path):
   assert all(k.exists() for k in keep)
 
 
+@pytest.mark.slow
 def test_a_registration_cannot_shadow_a_published_name(tmp_path):
   h5 = weights_file.save(CAModel(convention='paper'), tmp_path / 'm.weights.h5')
   for name in ('paper/lizard/persist', 'paper/lizard/mine', 'results/lizard_red'):
@@ -288,6 +295,7 @@ def test_a_registration_cannot_shadow_a_published_name(tmp_path):
   assert p.returncode == 2 and 'shadow' in p.stderr and not (tmp_path / 'run').exists()
 
 
+@pytest.mark.slow
 def test_unfittable_square_in_training_exits_2_before_training(tmp_path):
   p = subprocess.run([sys.executable, '-m', 'tools.train_adversary',
                       '--config=lizard_red_testing', '--set=injection=square:40',

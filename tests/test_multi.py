@@ -7,6 +7,7 @@ import tensorflow as tf
 import npref
 from test_model import random_weights
 from tf_multinca import CAModel, injection, layout, metrics, multi
+from tf_multinca import pretrained, rollout
 
 CONVENTIONS = ['distill', 'paper']
 
@@ -213,13 +214,20 @@ def test_fixed_mask_model():
   s0 = npref.single_step(x, w0, 'circular')
   s1 = npref.single_step(x, w1, 'circular')
   np.testing.assert_allclose(got, s0 * (1 - mask) + s1 * mask, atol=1e-5)
+  # It serialises like the other models: the config rebuilds both rules' architecture and
+  # convention (weights travel separately, as for every Keras model).
+  clone = multi.FixedMaskNCA.from_config(fixed.get_config())
+  assert clone.convention.name == 'paper'
+  assert [r.get_config() for r in clone.rules] == [a.get_config(), b.get_config()]
+  clone.original.set_rule_weights(w0)
+  clone.adversary.set_rule_weights(w1)
+  np.testing.assert_array_equal(clone(tf.constant(x), mask, fire_rate=1.0).numpy(), got)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('convention', CONVENTIONS)
 @pytest.mark.parametrize('k', [2, 3])
 def test_multi_step_matches_numpy_on_grown_states(convention, k):
-  from tf_multinca import pretrained, rollout
   names = ['paper/lizard/persist', 'paper/lizard/virus/lizard_persist_to_red_squareside_2',
            'paper/lizard/virus/lizard_persist_to_no_tail_squareside_2'][:k]
   rules = [pretrained.load(n, convention) for n in names]

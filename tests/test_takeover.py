@@ -11,6 +11,7 @@ from PIL import Image
 
 from test_model import random_weights
 from tf_multinca import CAModel, hub, pretrained, registry, render, takeover, weights_file
+from tf_multinca import metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -182,7 +183,6 @@ def test_a_one_rule_multi_state_renders_with_its_own_alpha():
   np.testing.assert_array_equal(multi[1, 1], [0.0, 0.0, 0.0])
   strip = render.evolution_strip(x[None], 'paper', zoom_factor=1, pad=0, multi=True)
   assert strip.shape == (8, 4, 3)  # the cell mask row is there too
-  from tf_multinca import metrics
   assert float(metrics.alive_cells(x[None])[0]) == 1.0
 
 

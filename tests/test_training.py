@@ -7,9 +7,11 @@ import pytest
 import tensorflow as tf
 
 from test_model import random_weights
-from tf_multinca import CAModel, configs, hub, registry, weights_file
-from tf_multinca import export as export_lib
-from tf_multinca.training import export, pool as pool_lib, schedules
+from tf_multinca import CAModel, configs, hub, registry, saved_model, weights_file
+from tf_multinca import model as model_lib
+from tf_multinca.pretrained import formats
+from tf_multinca.training import pool as pool_lib, schedules
+from tf_multinca.training import loop
 
 
 def ages(start, steps, batch=1):
@@ -70,17 +72,17 @@ def trained_like_model(seed=0, convention='paper'):
 def test_saved_model_and_h5_round_trip(tmp_path):
   ca = trained_like_model(1)
   w = ca.get_rule_weights()
-  export.save_saved_model(ca, tmp_path / 'sm', info={'note': 'x'})
-  back, info = export.read_saved_model(tmp_path / 'sm')
-  assert export.max_abs_difference(w, back) == 0.0 and info['convention'] == 'paper'
+  saved_model.write(ca, tmp_path / 'sm', info={'note': 'x'})
+  back, info = saved_model.read(tmp_path / 'sm')
+  assert model_lib.max_weight_difference(w, back) == 0.0 and info['convention'] == 'paper'
   loaded = tf.saved_model.load(str(tmp_path / 'sm'))
   x = ca.seed(1, 16)
   # The SavedModel steps exactly as the model it was written from.
-  y = export_lib.call_signature(loaded.step, x)
+  y = saved_model.call_signature(loaded.step, x)
   np.testing.assert_allclose(y.numpy(), ca(x, fire_rate=1.0).numpy(), atol=1e-5)
   assert np.abs(y.numpy() - x.numpy()).max() > 1e-3
   weights_file.save(ca, tmp_path / 'm.weights.h5')
-  assert export.max_abs_difference(w, weights_file.read(tmp_path / 'm.weights.h5')) == 0.0
+  assert model_lib.max_weight_difference(w, weights_file.read(tmp_path / 'm.weights.h5')) == 0.0
   with pytest.raises(ValueError, match='weights.h5'):
     weights_file.save(ca, tmp_path / 'm.h5')
   # Nothing temporary is left behind.
@@ -90,7 +92,7 @@ def test_saved_model_and_h5_round_trip(tmp_path):
 def test_webgl_round_trip_within_quantisation(tmp_path):
   ca = trained_like_model(2, 'distill')
   w = ca.get_rule_weights()
-  export.save_webgl_json(ca, tmp_path / 'm.json')
+  formats.write_webgl_json(ca.get_rule_weights(), tmp_path / 'm.json')
   back = hub.load(tmp_path / 'm.json', 'distill').get_rule_weights()
   for name in w:
     scale = 2 * np.abs(w[name]).max()
@@ -99,15 +101,15 @@ def test_webgl_round_trip_within_quantisation(tmp_path):
 
 def test_pairing_saved_model_keeps_both_rules(tmp_path):
   a, b = trained_like_model(3), trained_like_model(4)
-  export.save_saved_model([a, b], tmp_path / 'pair')
-  adv, info = export.read_saved_model(tmp_path / 'pair')
-  orig, _ = export.read_saved_model(tmp_path / 'pair', rule=0)
+  saved_model.write([a, b], tmp_path / 'pair')
+  adv, info = saved_model.read(tmp_path / 'pair')
+  orig, _ = saved_model.read(tmp_path / 'pair', rule=0)
   assert info['rules'] == 2
-  assert export.max_abs_difference(adv, b.get_rule_weights()) == 0.0
-  assert export.max_abs_difference(orig, a.get_rule_weights()) == 0.0
+  assert model_lib.max_weight_difference(adv, b.get_rule_weights()) == 0.0
+  assert model_lib.max_weight_difference(orig, a.get_rule_weights()) == 0.0
   loaded = tf.saved_model.load(str(tmp_path / 'pair'))
   x = tf.zeros([1, 12, 12, 17])
-  assert export_lib.call_signature(loaded.step, x).shape == (1, 12, 12, 17)
+  assert saved_model.call_signature(loaded.step, x).shape == (1, 12, 12, 17)
 
 
 def test_registry_register_lookup_resolve(tmp_path, monkeypatch):
@@ -123,7 +125,7 @@ def test_registry_register_lookup_resolve(tmp_path, monkeypatch):
   monkeypatch.setenv(registry.LOCAL_MANIFEST_ENV, str(manifest))
   back = hub.load('local/liz')
   assert back.convention.name == 'paper'
-  assert export.max_abs_difference(back.get_rule_weights(), ca.get_rule_weights()) == 0.0
+  assert model_lib.max_weight_difference(back.get_rule_weights(), ca.get_rule_weights()) == 0.0
   assert hub.describe('local/liz')['target'] == 'paper/images/lizard'
   # A path to the weights resolves too.
   assert hub.load(str(h5)).convention.name == 'paper'
@@ -145,13 +147,13 @@ def test_registry_refuses_a_corrupt_manifest(tmp_path):
   assert bad.read_text() == '{"not": "a manifest"}'
 
 
+@pytest.mark.slow
 def test_adversary_init_from_another_model(tmp_path, monkeypatch):
-  from tf_multinca.training import loop
   start = trained_like_model(7)
   h5 = weights_file.save(start, tmp_path / 'start.weights.h5')
   c = configs.get_config('lizard_red_testing', [f'adversary_init=from:{h5}'])
   t = loop.Trainer(c, tmp_path / 'run', log=lambda m: None)
-  assert export.max_abs_difference(t.trainee.get_rule_weights(),
+  assert model_lib.max_weight_difference(t.trainee.get_rule_weights(),
                                    start.get_rule_weights()) == 0.0
   with pytest.raises(configs.ConfigError, match='from:NAME'):
     configs.get_config('lizard_red_testing', ['adversary_init=warm'])

@@ -18,9 +18,14 @@ from tf_multinca import configs
 from tf_multinca import hub
 from tf_multinca import registry
 from tf_multinca import weights_file
-from tf_multinca import export as export_lib
 from tf_multinca import multi
-from tf_multinca.training import export, loop, sweep
+from tf_multinca import saved_model
+from tf_multinca import model as model_lib
+from tf_multinca.training import loop, sweep
+
+# End to end: every test here builds a Trainer or runs a binary (the quick tier,
+# `pytest -m 'not slow'`, leaves them out).
+pytestmark = pytest.mark.slow
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -46,7 +51,6 @@ def read_events(logdir):
   return out, acc
 
 
-@pytest.mark.slow
 def test_train_adversary_end_to_end(tmp_path, mirror):
   work = tmp_path / 'run'
   before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -62,11 +66,11 @@ def test_train_adversary_end_to_end(tmp_path, mirror):
   for k in ('original_fraction', 'alive', 'mse', 'weight_distance', 'cosine_similarity'):
     assert np.isfinite(doc['eval'][k]), k
   assert (work / 'export' / 'adversary.weights.h5').is_file()
-  adv, info = export.read_saved_model(work / 'export' / 'saved_model')
+  adv, info = saved_model.read(work / 'export' / 'saved_model')
   assert info['rules'] == 2 and info['config'] == 'lizard_red_testing'
   loaded = tf.saved_model.load(str(work / 'export' / 'saved_model'))
   x = multi.multi_seed(1, 24, 2, 'paper')
-  assert export_lib.call_signature(loaded.rollout, x, steps=5).shape == (1, 24, 24, 17)
+  assert saved_model.call_signature(loaded.rollout, x, steps=5).shape == (1, 24, 24, 17)
   # The run is named after the config, its scalars sorted into sections.
   events, acc = read_events(work / 'tensorboard' / 'lizard_red_testing')
   for tag in ('train/loss', 'train/target', 'train/old_cells', 'takeover/original_fraction',
@@ -93,7 +97,6 @@ def test_train_adversary_end_to_end(tmp_path, mirror):
   assert len(fields) < 20
 
 
-@pytest.mark.slow
 def test_kill_and_resume(tmp_path, mirror):
   work = tmp_path / 'run'
   args = ['--config=lizard_red_testing', f'--workdir={work}', '--steps=40',
@@ -118,7 +121,6 @@ def test_kill_and_resume(tmp_path, mirror):
   assert json.loads((work / 'metrics.json').read_text())['steps'] == 40
 
 
-@pytest.mark.slow
 def test_resume_is_exact(tmp_path, mirror, monkeypatch):
   monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
   c = configs.get_config('lizard_red_testing', ['steps=4', 'eval_steps=1', 'eval_seeds=1'])
@@ -128,13 +130,12 @@ def test_resume_is_exact(tmp_path, mirror, monkeypatch):
   resumed = loop.Trainer(c, tmp_path / 'b', log=lambda m: None)
   resumed.run()
   a, b = straight.trainee.get_rule_weights(), resumed.trainee.get_rule_weights()
-  assert export.max_abs_difference(a, b) < 1e-5
+  assert model_lib.max_weight_difference(a, b) < 1e-5
   np.testing.assert_allclose(straight.pool.states.numpy(), resumed.pool.states.numpy(),
                              atol=1e-4)
   assert int(resumed.optimizer.iterations.numpy()) == 4
 
 
-@pytest.mark.slow
 def test_nan_stops_and_keeps_the_last_good_checkpoint(tmp_path, mirror):
   work = tmp_path / 'run'
   # The learning rate jumps to 1e38 after step 5 (the testing schedule's boundary is 4): the
@@ -152,7 +153,6 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(tmp_path, mirror):
   assert 'at step 4' in p.stdout
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('args, message', [
     (['--no_such_flag=1'], 'no_such_flag'),
     (['--config=lizard_green'], '--config must be one of'),
@@ -182,7 +182,6 @@ def test_help_lists_the_binarys_own_flags(mirror, tool, flag):
   assert 'configs/base.py' in p.stdout  # where every config field is documented
 
 
-@pytest.mark.slow
 def test_changed_config_refuses_the_workdir(tmp_path, mirror):
   work = tmp_path / 'run'
   work.mkdir()
@@ -194,7 +193,6 @@ def test_changed_config_refuses_the_workdir(tmp_path, mirror):
   assert sorted(x.name for x in work.iterdir()) == ['config.json']
 
 
-@pytest.mark.slow
 def test_train_nca_registers_and_round_trips(tmp_path, mirror, monkeypatch):
   work = tmp_path / 'nca'
   local = tmp_path / 'local.json'
@@ -210,11 +208,11 @@ def test_train_nca_registers_and_round_trips(tmp_path, mirror, monkeypatch):
   trained = hub.load('local/tiny_lizard').get_rule_weights()
   # The trained rule is not the zero-initialised one, and round-trips through all 3 formats.
   assert np.abs(trained['conv2/kernel']).max() > 0
-  sm, _ = export.read_saved_model(work / 'export' / 'saved_model')
+  sm, _ = saved_model.read(work / 'export' / 'saved_model')
   h5 = hub.load(work / 'export' / 'model.weights.h5').get_rule_weights()
   gl = hub.load(work / 'export' / 'model.webgl.json', 'paper').get_rule_weights()
-  assert export.max_abs_difference(sm, trained) == 0.0
-  assert export.max_abs_difference(h5, trained) == 0.0
+  assert model_lib.max_weight_difference(sm, trained) == 0.0
+  assert model_lib.max_weight_difference(h5, trained) == 0.0
   for name in trained:
     scale = 2 * np.abs(trained[name]).max()
     assert np.abs(gl[name] - trained[name]).max() <= scale / 255 / 2 + 1e-6
@@ -225,7 +223,6 @@ def test_train_nca_registers_and_round_trips(tmp_path, mirror, monkeypatch):
   assert p.returncode == 0, p.stderr
 
 
-@pytest.mark.slow
 def test_growing_nca_loss_falls(tmp_path, mirror, monkeypatch):
   monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
   c = configs.get_config('nca_growing_testing', ['steps=40', 'summary_every=1', 'lr=4e-3',
@@ -236,7 +233,6 @@ def test_growing_nca_loss_falls(tmp_path, mirror, monkeypatch):
   assert losses[-5:].mean() < 0.7 * losses[:5].mean()
 
 
-@pytest.mark.slow
 def test_perturbation_sweep_writes_table_and_plot(tmp_path, mirror, monkeypatch):
   monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
   out = sweep.run_sweep(tmp_path, ['perturbation_copy_l3_testing', 'perturbation_random_testing'],
@@ -260,11 +256,11 @@ def test_expired_policy_replaces_only_samples_past_max_age(tmp_path, mirror, mon
   marked = np.zeros(t.pool.states.shape, np.float32) + np.arange(4)[:, None, None, None] + 7
   t.pool.states.assign(marked)
   t.pool.ages.assign([10, 20, 30, 40])
-  _, x, ages = t._batch()  # nobody expired: nothing replaced, whatever the losses
+  _, x, ages = t.samples.batch()  # nobody expired: nothing replaced, whatever the losses
   assert sorted(ages.numpy().tolist()) == [10, 20, 30, 40]
   assert sorted(float(v) for v in x.numpy()[:, 0, 0, 0]) == [7, 8, 9, 10]
   t.pool.ages.assign([10, 99, 30, 40])
-  idx, x, ages = t._batch()  # sample 1 expired: it goes first and is replaced by a fresh one
+  idx, x, ages = t.samples.batch()  # sample 1 expired: it goes first and is replaced by a fresh one
   assert int(idx[0]) == 1 and int(ages[0]) == 0
   assert sorted(ages.numpy().tolist()[1:]) == [10, 30, 40]
   assert float(x[0, 0, 0, 0]) not in (7, 8, 9, 10)  # a fresh, grown organism (empty corner)
@@ -272,7 +268,7 @@ def test_expired_policy_replaces_only_samples_past_max_age(tmp_path, mirror, mon
   worst = loop.Trainer(c.replace(replace_policy='worst'), tmp_path / 'w', log=lambda m: None)
   worst.restore_or_init()
   worst.pool.ages.assign([10, 20, 30, 40])
-  assert int(worst._batch()[2][0]) == 0  # Distill's policy always replaces one
+  assert int(worst.samples.batch()[2][0]) == 0  # Distill's policy always replaces one
 
 
 def test_workdir_from_before_a_new_field_resumes(tmp_path, mirror, monkeypatch):
@@ -289,7 +285,6 @@ def test_workdir_from_before_a_new_field_resumes(tmp_path, mirror, monkeypatch):
     loop.Trainer(c.replace(pretrain_steps=2), work, log=lambda m: None)
 
 
-@pytest.mark.slow
 def test_best_validated_weights_survive_resume_and_are_exported(tmp_path, mirror, monkeypatch):
   monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
   # A learning rate far too high: the first step is the best and later ones are worse.
@@ -313,11 +308,11 @@ def test_best_validated_weights_survive_resume_and_are_exported(tmp_path, mirror
   ckpt = loop.Trainer(c, tmp_path / 'probe', log=lambda m: None)
   ckpt.checkpoint.restore(str(work / 'checkpoints' / f'ckpt-{best}')).expect_partial()
   exported = weights_file.read(work / 'export' / 'adversary.weights.h5')
-  assert export.max_abs_difference(exported, ckpt.trainee.get_rule_weights()) == 0.0
+  assert model_lib.max_weight_difference(exported, ckpt.trainee.get_rule_weights()) == 0.0
   ckpt.checkpoint.restore(str(work / 'checkpoints' / 'ckpt-4')).expect_partial()
-  assert export.max_abs_difference(exported, ckpt.trainee.get_rule_weights()) > 1e-3
-  weights, info = export.read_saved_model(work / 'export' / 'saved_model')
-  assert export.max_abs_difference(weights, exported) == 0.0
+  assert model_lib.max_weight_difference(exported, ckpt.trainee.get_rule_weights()) > 1e-3
+  weights, info = saved_model.read(work / 'export' / 'saved_model')
+  assert model_lib.max_weight_difference(weights, exported) == 0.0
   assert info['step'] == best and info['run_step'] == 4
 
 
@@ -349,7 +344,7 @@ def test_pretraining_hands_every_cell_to_the_adversary_then_refills_the_pool(
   cut = loop.Trainer(c, tmp_path / 'cut', log=lines.append)
   cut.restore_or_init()
   for _ in range(2):
-    cut._train_step()  # pylint: disable=protected-access
+    cut.train_step()
   cut.manager.save(checkpoint_number=2)
   resumed = loop.Trainer(c, tmp_path / 'cut', log=lines.append)
   resumed.restore_or_init()
@@ -369,7 +364,7 @@ def test_checkpoint_from_before_the_best_weights_resumes(tmp_path, mirror, monke
   work = tmp_path / 'run'
   t = loop.Trainer(c, work, log=lambda m: None)
   t.restore_or_init()
-  t._train_step()  # pylint: disable=protected-access
+  t.train_step()
   # What a checkpoint held before `best` existed.
   tf.train.Checkpoint(step=t.step, trainee=t.trainee, optimizer=t.optimizer, rng=t.rng,
                       pool=t.pool).save(str(work / 'checkpoints' / 'ckpt'))
@@ -377,12 +372,11 @@ def test_checkpoint_from_before_the_best_weights_resumes(tmp_path, mirror, monke
   assert again.restore_or_init() is not None
   assert int(again.step.numpy()) == 1
   assert int(again.best.step.numpy()) == -1
-  assert export.max_abs_difference(again.trainee.get_rule_weights(),
+  assert model_lib.max_weight_difference(again.trainee.get_rule_weights(),
                                    t.trainee.get_rule_weights()) == 0.0
   np.testing.assert_array_equal(again.pool.states.numpy(), t.pool.states.numpy())
 
 
-@pytest.mark.slow
 def test_lr_flag_changes_training(tmp_path):
   """--lr (here through the config override it maps to) reaches the optimiser: the same run
   with another learning rate ends with other weights, by the ratio of the step sizes."""
@@ -393,14 +387,13 @@ def test_lr_flag_changes_training(tmp_path):
     t.restore_or_init()
     start = t.trainee.get_rule_weights()
     for _ in range(2):
-      t._train_step()
+      t.train_step()
     end = t.trainee.get_rule_weights()
     moved[lr] = max(float(np.abs(end[k] - start[k]).max()) for k in start)
   # Adam's first steps move each weight by about lr: 10x the lr, about 10x the change.
   assert 5 < moved['2e-2'] / moved['2e-3'] < 20, moved
 
 
-@pytest.mark.slow
 def test_a_resume_leaves_no_duplicate_points(tmp_path, mirror, monkeypatch):
   monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
   c = configs.get_config('lizard_red_testing', ['steps=6', 'eval_every=0', 'checkpoint_every=2'])

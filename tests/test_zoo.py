@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from tf_multinca import configs, hub, render, report, weights_file, zoo
+from tf_multinca import configs, hub, render, report, text, weights_file, zoo
 from tf_multinca.model import CAModel
+from tf_multinca.training import reproduce
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -166,6 +167,7 @@ def test_report_from_a_fake_zoo(tmp_path):
   assert h_dynamic > 1.4 * h_static
 
 
+@pytest.mark.slow
 def test_report_only_binary_rebuilds_offline(tmp_path):
   fake_entry(tmp_path, 'lizard_red')
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', TF_MULTINCA_MIRROR=str(tmp_path / 'none'))
@@ -216,6 +218,10 @@ def test_report_writes_the_perturbation_table_and_figure(tmp_path):
   from PIL import Image
   assert Image.open(tmp_path / 'figures' / 'perturbation.png').size[0] == 640
   # A cell's record names its config with the spray-rate override: it is current.
-  from tf_multinca.training import reproduce
   r = zoo.read_record(tmp_path / 'perturbation' / 'perturbation_random' / 'spray_80pct')
   assert not reproduce.config_diff(r.config, configs.get_config(r.config_name, r.overrides))
+
+
+def test_durations_read_as_hours_minutes_seconds():
+  assert text.hms(3725.4) == '1:02:05' and text.hms(59.6) == '0:01:00'
+  assert text.hms(None) == '-' and text.hms(float('inf')) == '?' and text.hms(float('nan')) == '?'

@@ -210,7 +210,7 @@ def make_trainer_step(batch, size, steps=80, workdir=None):
   workdir = workdir or tempfile.mkdtemp(prefix='bench_trainer_')
   trainer = loop.Trainer(config, workdir, log=lambda *_: None)
   trainer.restore_or_init()
-  step = trainer._train_step  # pylint: disable=protected-access
+  step = trainer.train_step
   return (lambda: step()['loss'].numpy()), trainer
 
 

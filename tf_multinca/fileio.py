@@ -45,17 +45,30 @@ def write_dir(path, save):
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix='.' + path.name + '.'))
-  old = None
   try:
     save(str(tmp))
-    if path.exists():
-      old = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix='.' + path.name + '.old.'))
-      os.rmdir(old)
-      os.replace(path, old)
-    os.replace(tmp, path)
+    replace_dir(tmp, path)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
-    if old is not None and old.exists() and not path.exists():
+    raise
+  return path
+
+
+def replace_dir(src, path):
+  """Swaps the finished directory `src` into `path` (same file system) by two renames: `path`
+  is always the whole old directory or the whole new one, never a mix, and is missing only
+  between the renames (a crash there leaves the old one under a temporary name, which
+  `remove_temporaries` clears)."""
+  path = pathlib.Path(path)
+  old = None
+  if path.exists():
+    old = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix='.' + path.name + '.old.'))
+    os.rmdir(old)
+    os.replace(path, old)
+  try:
+    os.replace(src, path)
+  except BaseException:
+    if old is not None and not path.exists():
       os.replace(old, path)
     raise
   if old is not None:

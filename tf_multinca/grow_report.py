@@ -2,9 +2,8 @@
 
 import pathlib
 
-import numpy as np
-
 from tf_multinca import hub
+from tf_multinca import metrics
 from tf_multinca import render
 from tf_multinca import rollout
 from tf_multinca import targets
@@ -35,7 +34,7 @@ def grow_models(models, workdir, steps=200, batch=4, seed=0, zoom=4):
     target = _target_of(name)
     if target is not None:
       t = targets.build_target(target, conv)
-      mse = np.mean((x.numpy()[..., :4] - t) ** 2, axis=(1, 2, 3))
+      mse = metrics.single_target_loss(x, t).numpy()
       (workdir / f'{stem}_mse.txt').write_text(
           f'MSE of RGBA vs {target}: {mse.mean():.6f} ± {mse.std():.6f} over {batch} seeds\n')
       line += f', MSE vs {target} {mse.mean():.2e}'

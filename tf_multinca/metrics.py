@@ -1,4 +1,4 @@
-"""Takeover metrics and losses of the Multiple NCA (SPEC section 3)."""
+"""Metrics and losses of states: the Multiple NCA's takeover (SPEC section 3) and the single NCA."""
 
 import tensorflow as tf
 
@@ -52,6 +52,17 @@ def takeover_metrics(x, target=None):
   if target is not None:
     out['mse'] = target_loss(x, target)
   return out
+
+
+def single_target_loss(x, target):
+  """The single NCA's loss per sample `[B]`: mean over pixels and 4 channels of
+  `(RGBA - T)^2`, `x` `[B, H, W, 16]`, `target` `[H, W, 4]` (Distill's loss)."""
+  return tf.reduce_mean(tf.square(x[..., :layout.ALPHA + 1] - target), axis=[1, 2, 3])
+
+
+def single_alive_cells(x):
+  """`[B]` count of cells of a single state `[B, H, W, 16]` with alpha > 0.1."""
+  return tf.reduce_sum(tf.cast(x[..., layout.ALPHA] > MATURE, tf.float32), axis=[1, 2])
 
 
 def flat_weights(model):

@@ -58,6 +58,11 @@ def check_weights(weights, source, channel_n=layout.CHANNEL_N, hidden_n=layout.H
     raise WeightMismatchError(source, missing, unexpected, misshaped)
 
 
+def max_weight_difference(a, b):
+  """The largest absolute difference between two canonical weight dicts (0.0: equal)."""
+  return max(float(np.max(np.abs(np.asarray(a[n]) - np.asarray(b[n])))) for n in WEIGHT_NAMES)
+
+
 def make_seed(batch, size, channel_n=layout.CHANNEL_N, convention='distill'):
   """The single-NCA seed: one live cell at `[H // 2, W // 2]`.
 

@@ -269,3 +269,16 @@ class FixedMaskNCA(keras.Model):
 
   def seed(self, batch=1, size=None):
     return self.original.seed(batch, size)
+
+  def get_config(self):
+    config = super().get_config()
+    config['original'] = self.original.get_config()
+    config['adversary'] = self.adversary.get_config()
+    return config
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    original = model_lib.CAModel.from_config(config.pop('original'))
+    adversary = model_lib.CAModel.from_config(config.pop('adversary'))
+    return cls(original, adversary, **config)

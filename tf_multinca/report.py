@@ -17,6 +17,7 @@ from PIL import ImageDraw
 
 from tf_multinca import fileio
 from tf_multinca import render
+from tf_multinca import text
 from tf_multinca import zoo
 
 REPORT_FILE = 'REPORT.md'
@@ -49,13 +50,6 @@ _SECTIONS = (
 def _fmt(mean, std, worst=None, digits=4):
   text = f'{mean:.{digits}f} ± {std:.{digits}f}'
   return text if worst is None else f'{text} (worst {worst:.{digits}f})'
-
-
-def _hms(seconds):
-  if seconds is None:
-    return '-'
-  seconds = int(round(seconds))
-  return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
 
 
 def _read_png(path):
@@ -95,7 +89,7 @@ def _row(label, ev, age, record=None):
   train = ('-', '-')
   if record is not None:
     t = record.training
-    train = (str(t.steps), f'{_hms(t.wall_s)}' + (f' ({t.s_per_step:.2f} s/step)'
+    train = (str(t.steps), f'{text.hms(t.wall_s)}' + (f' ({t.s_per_step:.2f} s/step)'
                                                     if t.s_per_step else ''))
   return f'| {label} | {complete} | {frac} | {alive} | {mse} | {train[0]} | {train[1]} |'
 
@@ -130,7 +124,7 @@ def _dynamic_table(records):
                   f'{m.stats("mse")[0]:.4f}' if m.mse else '-']
       lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
     t = r.training
-    lines += ['', f'Trained {t.steps} steps in {_hms(t.wall_s)}.', '']
+    lines += ['', f'Trained {t.steps} steps in {text.hms(t.wall_s)}.', '']
   return lines
 
 
@@ -167,7 +161,7 @@ def _perturbation_table(records, root):
     lines.append(f"| {x['regime']} | {x['rate'] * 100:g} % | {x['steps']} | "
                  f"{'yes' if x['reached_loss_criterion'] else 'no (step cap)'} | {loss} | "
                  f"{x['weight_distance']:.3f}{paper(0)} | {x['cosine_similarity']:.3f}{paper(1)}"
-                 f" | {x['complete']}/{x['seeds']} | {_hms(x['wall_s'])} |")
+                 f" | {x['complete']}/{x['seeds']} | {text.hms(x['wall_s'])} |")
   png = plot_perturbation(rows, PAPER_FIG15)
   fileio.write_file(root / FIGURES_DIR / 'perturbation.png',
                     lambda p: png.save(p, format='PNG'), suffix='.png')

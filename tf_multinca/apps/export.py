@@ -53,10 +53,8 @@ def _models():
   out = []
   for p in FLAGS.pairing:
     r = hub.load_pairing(p, convention=FLAGS.convention)
-    model = export.multi.MultiNCA([r.original, r.adversary])
-    info = dict(original=r.original_name, adversary=r.adversary_name, injection=r.injection,
-                target=r.target, pairing=p)
-    out.append((_safe_name(p), model, info))
+    info = dict(export.pairing_info(r), pairing=p)
+    out.append((_safe_name(p), export.pairing_model(r), info))
   for m in FLAGS.model:
     out.append((_safe_name(pathlib.Path(m).stem if os.path.exists(m) else m),
                 hub.load(m, FLAGS.convention), {'model': m}))

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_multinca import errors
+from tf_multinca import fileio
 from tf_multinca import layout
 from tf_multinca import model as model_lib
 
@@ -539,7 +540,8 @@ def _quantise(values, scale):
 
 
 def write_webgl_json(weights, path):
-  """Writes a canonical weight dict as a Distill WebGL uint8 model (the inverse of the reader).
+  """Writes a canonical weight dict as a Distill WebGL uint8 model (the inverse of the reader),
+  atomically: the one WebGL writer.
 
   Lossy: each tensor is quantised to 256 levels with `scale = 2 * max|w|` (so `w / scale + 0.5`
   lies in [0, 1]); reading the file back gives every value within `scale / 255 / 2` of the
@@ -568,8 +570,7 @@ def write_webgl_json(weights, path):
         'in_ch': int(kernel.shape[0]), 'out_ch': int(kernel.shape[1]),
         'weight_scale': w_scale, 'bias_scale': b_scale, 'type': 'uint8',
     })
-  with open(path, 'w', encoding='utf-8') as f:
-    json.dump(layers, f)
+  return fileio.write_text(path, json.dumps(layers))
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from tf_multinca import targets
 from tf_multinca import weights_file
 from tf_multinca import zoo
 from tf_multinca.configs import adversary as adversary_configs
+from tf_multinca.training import evaluate
 from tf_multinca.training import loop
 
 # The paper's experiments and the bar each is held to (`zoo.verdict`).
@@ -152,11 +153,10 @@ class _Run:
 
 
 def _evaluate(name, original, adversary, injection, target, protocol, fire_rate):
-  result = takeover.run_takeover(
-      original, adversary, injection if adversary is not None else None, target,
-      steps_before=protocol.inject_at, steps_after=max(protocol.ages), seeds=protocol.seeds,
-      seed=protocol.seed, fire_rate=fire_rate, record_steps=list(protocol.strip_steps),
-      size=protocol.grid, lenient=True)
+  result = evaluate.fresh_takeover(
+      original, adversary, injection if adversary is not None else None, target, protocol.grid,
+      protocol.inject_at, max(protocol.ages), protocol.seeds, protocol.seed, fire_rate,
+      protocol.strip_steps)
   ages = {}
   for age in protocol.ages:
     row = protocol.inject_at + age

@@ -1,0 +1,225 @@
+"""A run's directory: its config check, provenance, and checkpoints kept safe across crashes.
+
+Checkpoints are found from their files (a missing or stale state file hides none), each is read
+in full before it is restored (checksums), an unreadable one is set aside as
+`corrupt-ckpt-N.*` (never deleted) and the one before is used; checkpoints that exist are never
+trained over from step 0.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import subprocess
+
+import numpy as np
+import tensorflow as tf
+
+from tf_multinca import errors
+from tf_multinca import fileio
+from tf_multinca.configs import base as config_lib
+
+PROVENANCE_FILE = 'provenance.json'  # the code commit(s) a run was trained at
+CONFIG_FILE = 'config.json'
+CHECKPOINTS = 'checkpoints'
+
+
+class TrainingError(errors.Error, RuntimeError):
+  """A run that cannot start or go on (bad workdir, a diverged loss)."""
+
+
+class DivergedError(TrainingError):
+  """The loss or a gradient became NaN or infinite; the last good checkpoint is kept."""
+  exit_code = 3
+
+  def __str__(self):
+    return f'training diverged: {super().__str__()}'
+
+
+class Interrupted(TrainingError):
+  """The run was interrupted (Ctrl-C); its checkpoints are kept and the same command resumes."""
+  exit_code = 130
+
+
+def check_config(workdir, config):
+  """Refuses a workdir whose config.json disagrees with `config` (before touching it).
+
+  Raises:
+    TrainingError: naming the fields that differ (those of `RESUMABLE_CHANGES` may).
+  """
+  workdir = pathlib.Path(workdir)
+  path = workdir / CONFIG_FILE
+  if workdir.exists() and not workdir.is_dir():
+    raise TrainingError(f'--workdir {workdir} exists and is not a directory')
+  if not path.exists():
+    return
+  try:
+    old = json.loads(path.read_text(encoding='utf-8'))
+  except ValueError as e:
+    raise TrainingError(f'{path} is not valid JSON ({e}); use another --workdir') from None
+  new = json.loads(json.dumps(config.to_dict()))
+  # A field added after the run started is absent from its config.json: it ran with the
+  # field's default.
+  defaults = json.loads(json.dumps({f.name: f.default for f in
+                                    dataclasses.fields(config_lib.TrainConfig)}))
+  diff = sorted(k for k in set(old) | set(new)
+                if k not in config_lib.RESUMABLE_CHANGES
+                and old.get(k, defaults.get(k)) != new.get(k))
+  if diff:
+    raise TrainingError(
+        f'{workdir} holds a run with a different config (fields: {", ".join(diff)}); '
+        'resume it with the same config, or pass a new --workdir')
+
+
+def code_commit():
+  """The git commit of this library's source ('<sha>', '<sha>-dirty' with uncommitted changes
+  to it), or 'unknown' outside a git checkout."""
+  src = pathlib.Path(__file__).resolve().parents[2]
+  try:
+    sha = subprocess.run(['git', '-C', str(src), 'rev-parse', 'HEAD'], capture_output=True,
+                         text=True, timeout=10, check=True).stdout.strip()
+    dirty = subprocess.run(['git', '-C', str(src), 'status', '--porcelain', '--', 'tf_multinca'],
+                           capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    return 'unknown'
+  return sha + ('-dirty' if dirty else '')
+
+
+def record_provenance(workdir):
+  """Adds this session's code commit to `<workdir>/provenance.json` ({"commits": [...]})."""
+  path = pathlib.Path(workdir) / PROVENANCE_FILE
+  doc = read_provenance(workdir)
+  commit = code_commit()
+  if commit not in doc['commits']:
+    doc['commits'].append(commit)
+    fileio.write_json(path, doc)
+  return doc
+
+
+def read_provenance(workdir):
+  """`<workdir>/provenance.json` as a dict ({"commits": []} when there is none)."""
+  path = pathlib.Path(workdir) / PROVENANCE_FILE
+  try:
+    doc = json.loads(path.read_text(encoding='utf-8'))
+    if isinstance(doc, dict) and isinstance(doc.get('commits'), list):
+      return doc
+  except (OSError, ValueError):
+    pass
+  return {'commits': []}
+
+
+class BestWeights(tf.Module):
+  """A copy of the trainee's rule variables with their validation score and step."""
+
+  def __init__(self, variables):
+    super().__init__(name='best')
+    self.weights = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name=f'w{i}')
+                    for i, v in enumerate(variables)]
+    self.score = tf.Variable(np.inf, dtype=tf.float32, trainable=False, name='score')
+    self.step = tf.Variable(-1, dtype=tf.int64, trainable=False, name='step')
+
+  def keep(self, variables, score, step):
+    for b, v in zip(self.weights, variables):
+      b.assign(v)
+    self.score.assign(score)
+    self.step.assign(step)
+
+
+def unreadable(prefix):
+  """Why the checkpoint `prefix` cannot be read in full (a truncated file, a checksum), or ''."""
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except (tf.errors.OpError, ValueError) as e:
+    text = str(e).strip()
+    return text.splitlines()[-1][:160] if text else type(e).__name__
+  return ''
+
+
+class Checkpoints:
+  """The run's `tf.train.CheckpointManager` in `<workdir>/checkpoints`, with recovery.
+
+  Args:
+    workdir: the run's directory.
+    core: {name: trackable} that every checkpoint of the run holds (must all restore).
+    later: {name: trackable} added to the checkpoints after some runs had started: older
+      checkpoints may lack them (they keep their initial values).
+    keep: checkpoints kept.
+    log: a callable taking one line.
+  """
+
+  def __init__(self, workdir, core, later, keep, log=print):
+    self.directory = pathlib.Path(workdir) / CHECKPOINTS
+    self.keep = keep
+    self.log = log
+    self._core = tf.train.Checkpoint(**core)
+    self.checkpoint = tf.train.Checkpoint(**core, **later)
+    self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory),
+                                              max_to_keep=keep)
+
+  @property
+  def latest(self):
+    """The newest checkpoint's prefix, or None."""
+    return self.manager.latest_checkpoint
+
+  def save(self, step):
+    """Writes checkpoint `ckpt-<step>` (the oldest beyond `keep` is removed)."""
+    return self.manager.save(checkpoint_number=step)
+
+  def on_disk(self):
+    """Checkpoint prefixes in checkpoints/, newest first, from the files themselves: a deleted
+    or stale state file must not hide them."""
+    found = {}
+    for index in self.directory.glob('ckpt-*.index'):
+      m = re.fullmatch(r'ckpt-(\d+)\.index', index.name)
+      if m:
+        found[int(m.group(1))] = str(index.parent / f'ckpt-{m.group(1)}')
+    return [found[n] for n in sorted(found, reverse=True)]
+
+  @staticmethod
+  def set_aside(prefix):
+    """Renames an unreadable checkpoint's files to `corrupt-ckpt-N.*` (kept, never deleted)."""
+    path = pathlib.Path(prefix)
+    for f in path.parent.glob(path.name + '.*'):
+      os.replace(f, f.with_name('corrupt-' + f.name))
+
+  def restore(self):
+    """Restores the newest readable checkpoint; returns its prefix, or None if there is none.
+
+    A missing state file (`checkpoints/checkpoint`) is rebuilt from the checkpoints on disk;
+    an unreadable newest checkpoint is set aside (`corrupt-ckpt-N.*`) and the one before is
+    used; the log says both.
+
+    Raises:
+      TrainingError: checkpoints exist and none of them can be read.
+    """
+    d = self.directory
+    on_disk = self.on_disk()
+    latest = self.manager.latest_checkpoint
+    if on_disk and latest != on_disk[0]:
+      self.log(f'the checkpoint state file {d / "checkpoint"} is missing or stale; recovering '
+               f'from the checkpoints on disk ({", ".join(pathlib.Path(p).name for p in on_disk)})')
+    for i, path in enumerate(on_disk):
+      reason = unreadable(path)
+      if reason:
+        self.log(f'checkpoint {path} is unreadable ({reason}); set aside as corrupt-'
+                 f'{pathlib.Path(path).name}.*, trying the one before')
+        self.set_aside(path)
+        continue
+      # Read in full above (every checksum checked), so a restore cannot fail half-way.
+      self._core.restore(path).assert_existing_objects_matched().expect_partial()
+      self.checkpoint.restore(path).expect_partial()
+      good = on_disk[i:]
+      if latest != path or i:
+        # The manager must know every checkpoint kept, so that it rotates them and never
+        # loses track of one.
+        tf.compat.v1.train.update_checkpoint_state(
+            str(d), path, all_model_checkpoint_paths=list(reversed(good)))
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(d), max_to_keep=self.keep)
+      return path
+    if on_disk:
+      raise TrainingError(f'none of the checkpoints in {d} can be read; move the directory '
+                          'aside to start over, or pass a new --workdir')
+    return None
