@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tf_multinca import configs, hub, takeover, weights_file, zoo
-from tf_multinca.training import loop, reproduce
+from tf_multinca.training import fanout, loop, reproduce
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 COMMITTED = REPO / 'results'
@@ -94,6 +94,55 @@ def test_reproduce_the_perturbation_sweep_into_cells(tmp_path):
   assert 'fig. 15' in (results / 'REPORT.md').read_text()
   again = reproduce.run(['perturbation_testing'], work, results, seeds=2, log=lambda m: None)
   assert sorted(again['skipped']) == names
+
+
+@pytest.mark.slow
+def test_the_sweep_fans_out_over_two_processes(tmp_path, mirror):
+  work, results = tmp_path / 'runs', tmp_path / 'results'
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', TF_MULTINCA_MIRROR=str(mirror))
+  args = [sys.executable, '-m', 'tools.reproduce', '--experiments=perturbation_testing',
+          f'--workdir={work}', f'--results_dir={results}', '--eval_seeds=2', '--parallel=2']
+  p = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+  names = ['perturbation/perturbation_copy_l3_testing/spray_50pct',
+           'perturbation/perturbation_random_testing/spray_50pct']
+  assert '2 runs in up to 2 processes (1 TF threads each)' in p.stdout
+  for name in names:
+    assert f'[{name}] started' in p.stdout and f'[{name}] done' in p.stdout
+    log = (work / name / reproduce.LOG_FILE).read_text()
+    assert 'training in' in log and 'report:' not in log  # the parent writes the one report
+    assert zoo.read_record(results / name).config['injection'] == 'spray:0.5'
+  table = (results / 'perturbation' / 'table.csv').read_text().splitlines()
+  assert len(table) == 3 and {row.split(',')[0] for row in table[1:]} == {
+      'perturbation_copy_l3_testing', 'perturbation_random_testing'}
+  assert p.stdout.count('report: ') == 1
+  # One cell by its entry name: the zoo holds it already, so it is skipped.
+  again = subprocess.run(args[:3] + [f'--experiments={names[0]}'] + args[4:], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+  assert again.returncode == 0 and 'skipped' in again.stdout, again.stderr[-2000:]
+
+
+def test_a_failed_process_of_a_fan_out_is_named_with_its_log(tmp_path):
+  ok = fanout.Job('ok', (sys.executable, '-c', 'print("step 1/1: fine")'), tmp_path / 'ok.log')
+  bad = fanout.Job('bad', (sys.executable, '-c', 'import sys; sys.exit(3)'),
+                   tmp_path / 'b' / 'bad.log')
+  lines = []
+  with pytest.raises(fanout.FanoutError, match=r'1 of 2 runs failed: bad \(exit 3, log .*bad\.log'):
+    fanout.run_jobs([ok, bad], 2, lines.append, poll_s=0.05)
+  assert (tmp_path / 'ok.log').read_text() == 'step 1/1: fine\n'
+  assert any(line.startswith('[bad] FAILED (exit 3)') for line in lines)
+  assert fanout.run_jobs([ok], 1, lambda m: None)[0].returncode == 0
+  assert fanout.threads_per_job(2, cpus=2) == 1 and fanout.threads_per_job(1, cpus=2) == 2
+
+
+def test_sweep_cells_are_named_by_their_entry():
+  [cell] = reproduce.cells(['perturbation/perturbation_copy_l3/spray_5pct'])
+  assert (cell.config_name, cell.kind, cell.config.injection) == (
+      'perturbation_copy_l3', 'perturbation', 'spray:0.05')
+  assert cell.entry == reproduce.spray_entry('perturbation_copy_l3', 0.05)
+  for bad in ('perturbation/lizard_red/spray_5pct', 'perturbation/perturbation_copy/spray_0pct'):
+    with pytest.raises(reproduce.ReproduceError, match='unknown experiment'):
+      reproduce.cells([bad])
 
 
 # ----------------------------------------------------------------------------------------------

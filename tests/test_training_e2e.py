@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from tf_multinca import configs
 from tf_multinca import hub
@@ -235,16 +236,29 @@ def test_growing_nca_loss_falls(tmp_path, mirror, monkeypatch):
 
 def test_perturbation_sweep_writes_table_and_plot(tmp_path, mirror, monkeypatch):
   monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
-  out = sweep.run_sweep(tmp_path, ['perturbation_copy_l3_testing', 'perturbation_random_testing'],
-                        [0.5], ['steps=2', 'eval_steps=2', 'eval_seeds=1'], log=lambda m: None)
+  regimes = ['perturbation_copy_l3_testing', 'perturbation_random_testing']
+  overrides = ['steps=2', 'eval_steps=2', 'eval_seeds=1']
+  out = sweep.run_sweep(tmp_path / 'one', regimes, [0.5], overrides, log=lambda m: None)
   assert len(out['rows']) == 2
   text = pathlib.Path(out['markdown']).read_text()
   assert 'perturbation_copy_l3_testing' in text and '50%' in text
   assert pathlib.Path(out['csv']).read_text().startswith('regime,rate,')
-  from PIL import Image
   assert Image.open(out['png']).size[0] > 300
   copy_row = out['rows'][0]
   assert copy_row['cosine_similarity'] > 0.9  # started as the original, penalised by l3
+  # Two processes at once (tools.train_adversary each, logging in its run directory): the same
+  # seeded runs, so the same table.
+  lines = []
+  fanned = sweep.run_sweep(tmp_path / 'two', regimes, [0.5], overrides, log=lines.append,
+                           parallel=2)
+  for a, b in zip(out['rows'], fanned['rows']):
+    assert (a['regime'], a['rate'], a['steps']) == (b['regime'], b['rate'], b['steps'])
+    for k in ('weight_distance', 'cosine_similarity', 'mse'):
+      assert b[k] == pytest.approx(a[k], rel=1e-3, abs=1e-6), k
+  for regime in regimes:
+    log = sweep.run_dir(tmp_path / 'two', regime, 0.5) / sweep.LOG_FILE
+    assert 'final evaluation' in log.read_text()
+  assert sum(line.startswith('[') and ' done in ' in line for line in lines) == 2
 
 
 def test_expired_policy_replaces_only_samples_past_max_age(tmp_path, mirror, monkeypatch):

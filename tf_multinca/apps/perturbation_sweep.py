@@ -5,7 +5,8 @@ r"""Fig. 15 of the paper: perturbation regimes times spray rates; writes a table
         --regimes=perturbation_copy_l3,perturbation_copy --set=steps=300
 
 Writes sweep.csv, sweep.md, sweep.json and sweep.png under --workdir; each run lives in
-<workdir>/<regime>/spray_<pct> and resumes. The work is in tf_multinca.training.sweep.
+<workdir>/<regime>/spray_<pct> and resumes; --parallel=N trains N of them at once, in their own
+processes. The work is in tf_multinca.training.sweep.
 """
 
 from absl import app
@@ -24,6 +25,9 @@ flags.DEFINE_list('regimes', list(adversary.PERTURBATION_REGIMES),
 flags.DEFINE_list('rates', [str(r) for r in sweep.DEFAULT_RATES],
                   'spray rates in (0, 1], comma-separated')
 flags.DEFINE_multi_string('set', [], 'config override key=value for every run, repeatable')
+flags.DEFINE_integer('parallel', 1, 'runs trained at once, each in its own process logging to '
+                     '<run dir>/train.log (the CPU threads shared out between them)',
+                     lower_bound=1)
 
 
 @flags.validator('rates', message='--rates must be numbers in (0, 1], e.g. 0.5,0.1,0.05')
@@ -47,7 +51,7 @@ def main(argv):
   for r in FLAGS.regimes:  # every override, before anything is trained
     configs.get_config(r, FLAGS.set)
   out = sweep.run_sweep(FLAGS.workdir, FLAGS.regimes, [float(r) for r in FLAGS.rates],
-                        FLAGS.set, log=lambda m: print(m, flush=True))
+                        FLAGS.set, log=lambda m: print(m, flush=True), parallel=FLAGS.parallel)
   print(open(out['markdown'], encoding='utf-8').read())
   for k in ('csv', 'markdown', 'png'):
     print(f'{k}: {out[k]}')

@@ -3,12 +3,17 @@ r"""Reproduce the paper's experiments into the results zoo, and write results/RE
     python -m tools.reproduce                                   # every experiment of the paper
     python -m tools.reproduce --experiments=lizard_red,bug_to_butterfly --workdir=runs/reproduce
     python -m tools.reproduce --report_only                     # seconds: the report alone
+    python -m tools.reproduce --experiments=perturbation --parallel=2   # 2 runs at a time
 
 Each experiment trains in <workdir>/<name> (an interrupted run resumes there), is evaluated with
 the published adversary and the control on the same 32 fresh seeds, and is written to
 results/<name>/ (adversary.weights.h5, run.json, strips). An experiment whose results/<name>/
 already holds the same config is skipped unless --retrain. Exit status: 0 done, 2 bad input,
-3 a loss diverged. The work is in tf_multinca.training.reproduce.
+3 a loss diverged (1: some runs of a --parallel fan-out failed; their logs are named). With
+--parallel=N, up to N runs train at once, each in its own process logging to
+<workdir>/<name>/reproduce.log, with the CPU's threads shared out; one line per run reports
+progress, and the report is written once at the end. The work is in
+tf_multinca.training.reproduce.
 """
 
 from absl import app
@@ -22,7 +27,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list('experiments', list(reproduce.PAPER),
                   'experiments (config names) to reproduce: ' + ', '.join(reproduce.PAPER) +
                   ' (and their _testing variants); "perturbation" is fig. 15: its four regimes '
-                  'times the spray rates 80, 50, 25 and 5 %')
+                  'times the spray rates 80, 50, 25 and 5 %; one cell of it is '
+                  '"perturbation/<regime>/spray_<pct>pct"')
 flags.DEFINE_string('workdir', 'runs/reproduce', 'training runs live in <workdir>/<name> and '
                     'resume from there')
 flags.DEFINE_string('results_dir', None, 'the results zoo (default: $TF_MULTINCA_RESULTS, else '
@@ -34,10 +40,16 @@ flags.DEFINE_bool('report_only', False, 'only rebuild results/REPORT.md and its 
 flags.DEFINE_integer('eval_seeds', reproduce.EVAL_SEEDS, 'organisms of each final evaluation',
                      lower_bound=1)
 flags.DEFINE_multi_string('set', [], 'config override key=value for every experiment')
+flags.DEFINE_integer('parallel', 1, 'runs trained at once, each in its own process (the CPU '
+                     'threads shared out between them)', lower_bound=1)
+flags.DEFINE_bool('report', True, 'rebuild results/REPORT.md at the end (--noreport: the '
+                  'processes of a --parallel fan-out leave it to their parent)')
 
 
 @flags.validator('experiments', message='--experiments must name the paper\'s experiments: ' +
-                 ', '.join(reproduce.PAPER) + ' (or their _testing variants)')
+                 ', '.join(reproduce.PAPER + (reproduce.PERTURBATION,)) +
+                 ' (or their _testing variants, or a sweep cell perturbation/<regime>/'
+                 'spray_<pct>pct)')
 def _check_experiments(values):
   try:
     return bool(values) and all(reproduce.kind_of(v) for v in values)
@@ -52,7 +64,8 @@ def main(argv):
   out = reproduce.run(
       FLAGS.experiments, FLAGS.workdir, FLAGS.results_dir or zoo.results_dir(),
       retrain=FLAGS.retrain, report_only=FLAGS.report_only, seeds=FLAGS.eval_seeds,
-      overrides=FLAGS.set, log=lambda m: print(m, flush=True))
+      overrides=FLAGS.set, log=lambda m: print(m, flush=True), parallel=FLAGS.parallel,
+      write_report=FLAGS.report)
   for name, record in out['records'].items():
     print(f'{name}: {"passes" if record.verdict.passed else "does not pass"} the bar')
   return 0

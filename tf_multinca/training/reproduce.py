@@ -15,6 +15,8 @@ import json
 import os
 import pathlib
 import platform
+import re
+import sys
 import time
 
 import numpy as np
@@ -32,6 +34,7 @@ from tf_multinca import weights_file
 from tf_multinca import zoo
 from tf_multinca.configs import adversary as adversary_configs
 from tf_multinca.training import evaluate
+from tf_multinca.training import fanout
 from tf_multinca.training import loop
 
 # The paper's experiments and the bar each is held to (`zoo.verdict`).
@@ -65,15 +68,29 @@ class ReproduceError(errors.Error, ValueError):
 
 def kind_of(name):
   """'static' | 'dynamic' | 'perturbation' for the paper's experiments, 'testing' for the
-  `*_testing` variants ('perturbation_testing' is fig. 15's tiny sweep: 'perturbation')."""
-  if name in (PERTURBATION, PERTURBATION + '_testing'):
+  `*_testing` variants ('perturbation_testing' is fig. 15's tiny sweep: 'perturbation'); one
+  cell of a sweep, `perturbation/<regime>/spray_<pct>pct`, is 'perturbation' too."""
+  if name in (PERTURBATION, PERTURBATION + '_testing') or _sweep_cell(name):
     return 'perturbation'  # its bar is the complete takeover alone, testing cells included
   if name.endswith('_testing') and name[:-len('_testing')] in EXPERIMENTS:
     return 'testing'
   if name not in EXPERIMENTS:
     raise ReproduceError(f'unknown experiment {name!r}; the paper\'s are '
-                         f'{", ".join(PAPER + (PERTURBATION,))} (and their _testing variants)')
+                         f'{", ".join(PAPER + (PERTURBATION,))} (and their _testing variants, '
+                         f'or one sweep cell such as {spray_entry(PERTURBATION_TESTING[0][0], 0.5)})')
   return EXPERIMENTS[name]
+
+
+def _sweep_cell(name):
+  """(regime, rate) of a sweep cell's entry `perturbation/<regime>/spray_<pct>pct`, or None."""
+  m = re.fullmatch(PERTURBATION + r'/([a-z0-9_]+)/spray_(\d+(?:\.\d+)?)pct', name)
+  if not m:
+    return None
+  regime, rate = m.group(1), float(m.group(2)) / 100
+  known = set(adversary_configs.PERTURBATION_REGIMES) | {r for r, _ in PERTURBATION_TESTING}
+  if regime not in known or not 0 < rate <= 1:
+    return None
+  return regime, rate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +117,8 @@ def spray_entry(regime, rate):
 
 
 def cells(experiments, overrides=()):
-  """The runs of `experiments`: each named one, and fig. 15's sixteen for 'perturbation'.
+  """The runs of `experiments`: each named one, fig. 15's sixteen for 'perturbation', and one
+  for a sweep cell's entry.
 
   Raises:
     ReproduceError, configs.ConfigError: an unknown name or a bad override.
@@ -108,8 +126,9 @@ def cells(experiments, overrides=()):
   out = []
   for name in experiments:
     kind = kind_of(name)
-    if name in (PERTURBATION, PERTURBATION + '_testing'):
-      grid = (PERTURBATION_TESTING if name.endswith('_testing') else
+    if name in (PERTURBATION, PERTURBATION + '_testing') or _sweep_cell(name):
+      grid = ([_sweep_cell(name)] if _sweep_cell(name) else
+              PERTURBATION_TESTING if name.endswith('_testing') else
               [(r, p) for r in adversary_configs.PERTURBATION_REGIMES
                for p in adversary_configs.PERTURBATION_RATES])
       for regime, rate in grid:
@@ -285,11 +304,13 @@ def _move_aside(path, log):
 
 
 def run(experiments=PAPER, workdir='runs/reproduce', results_dir=None, retrain=False,
-        report_only=False, seeds=EVAL_SEEDS, overrides=(), log=print):
+        report_only=False, seeds=EVAL_SEEDS, overrides=(), log=print, parallel=1,
+        write_report=True):
   """Trains, collects and reports `experiments`.
 
   Args:
-    experiments: config names (`EXPERIMENTS` or their `_testing` variants).
+    experiments: config names (`EXPERIMENTS` or their `_testing` variants, 'perturbation',
+      or one sweep cell's entry).
     workdir: runs live in `<workdir>/<name>` and resume from there.
     results_dir: the zoo (default `zoo.results_dir()`).
     retrain: train again even where the zoo already holds the same config (the previous run
@@ -297,12 +318,18 @@ def run(experiments=PAPER, workdir='runs/reproduce', results_dir=None, retrain=F
     report_only: only rebuild the report from the zoo's files (no training, no evaluation).
     seeds: organisms of each final evaluation.
     overrides: `key=value` config overrides for every experiment.
+    parallel: train and collect up to this many runs at once, each in its own process
+      (`python -m tf_multinca.apps.reproduce` on one entry, logging to
+      `<workdir>/<name>/reproduce.log`); 1 runs them here, one after the other.
+    write_report: rebuild the report at the end (the processes of a fan-out leave it to the
+      parent, so that one report and one table are written).
 
   Returns:
-    {'records': {name: RunRecord}, 'skipped': [names], 'report': path}.
+    {'records': {name: RunRecord}, 'skipped': [names], 'report': path or None}.
 
   Raises:
     ReproduceError, configs.ConfigError: bad names or overrides (before anything is trained).
+    fanout.FanoutError: a process of a fan-out failed (the others ran to their end).
   """
   results_dir = pathlib.Path(results_dir) if results_dir is not None else zoo.results_dir()
   workdir = pathlib.Path(workdir)
@@ -312,42 +339,82 @@ def run(experiments=PAPER, workdir='runs/reproduce', results_dir=None, retrain=F
     raise ReproduceError(f'--results_dir {results_dir} is a file; pass a directory')
   if seeds < 1:
     raise ReproduceError(f'seeds={seeds}; need at least 1')
+  if parallel < 1:
+    raise ReproduceError(f'parallel={parallel}; need at least 1 process')
   records, skipped = {}, []
   if not report_only:
+    todo = []
     for cell in cells(experiments, overrides):
-      name, config = cell.entry, cell.config
-      entry = results_dir / name
-      if not retrain and (entry / zoo.RUN_FILE).is_file():
-        held = zoo.read_record(entry)
-        diff = config_diff(held.config, config)
-        if not diff:
-          # Training is seeded: the same config trains the same adversary again.
-          verdict = ('it passes the bar' if held.verdict.passed else
-                     'it does NOT pass the bar: change the config to train a better one')
-          log(f'{name}: {entry} holds this config already ({verdict}); skipped (--retrain to '
-              'train it again)')
-          skipped.append(name)
-          continue
-        log(f'{name}: {entry} was trained with another config (fields: {", ".join(diff)}); '
-            'training again')
-      run_dir = workdir / name
-      if retrain and run_dir.exists():
-        _move_aside(run_dir, log)
-      elif run_dir.exists() and (run_dir / 'config.json').exists():
-        old = json.loads((run_dir / 'config.json').read_text(encoding='utf-8'))
-        diff = config_diff(old, config)
-        if diff and not set(diff) <= set(configs.base.RESUMABLE_CHANGES):
-          raise ReproduceError(
-              f'{run_dir} holds a run of {name} with another config (fields: {", ".join(diff)}); '
-              'pass --retrain to move it aside and train the current config')
-      if _finished(run_dir, config):
-        log(f'{name}: {run_dir} is trained; collecting')
+      if _plan(cell, workdir, results_dir, retrain, log):
+        todo.append(cell)
       else:
-        log(f'--- {name}: training in {run_dir}')
-        loop.train(config, run_dir, log=log)
-      records[name] = collect(name, config, run_dir, results_dir, seeds, log, cell.kind,
-                              cell.overrides)
-  path = report.write_report(results_dir)
-  log(f'report: {path}')
-  return {'records': records, 'skipped': skipped, 'report': str(path)}
+        skipped.append(cell.entry)
+    if parallel > 1 and len(todo) > 1:
+      _fan_out(todo, workdir, results_dir, seeds, overrides, parallel, retrain, log)
+      records = {cell.entry: zoo.read_record(results_dir / cell.entry) for cell in todo}
+    else:
+      for cell in todo:
+        records[cell.entry] = _train_and_collect(cell, workdir, results_dir, seeds, log)
+  path = report.write_report(results_dir) if write_report else None
+  if path is not None:
+    log(f'report: {path}')
+  return {'records': records, 'skipped': skipped, 'report': str(path) if path else None}
 
+
+def _plan(cell, workdir, results_dir, retrain, log):
+  """Whether `cell` needs training (and collecting): False where the zoo holds its config.
+  With `retrain`, its previous run directory is moved aside here."""
+  name, config = cell.entry, cell.config
+  entry = results_dir / name
+  if not retrain and (entry / zoo.RUN_FILE).is_file():
+    held = zoo.read_record(entry)
+    diff = config_diff(held.config, config)
+    if not diff:
+      # Training is seeded: the same config trains the same adversary again.
+      verdict = ('it passes the bar' if held.verdict.passed else
+                 'it does NOT pass the bar: change the config to train a better one')
+      log(f'{name}: {entry} holds this config already ({verdict}); skipped (--retrain to '
+          'train it again)')
+      return False
+    log(f'{name}: {entry} was trained with another config (fields: {", ".join(diff)}); '
+        'training again')
+  run_dir = workdir / name
+  if retrain and (run_dir / 'config.json').exists():
+    _move_aside(run_dir, log)
+  elif run_dir.exists() and (run_dir / 'config.json').exists():
+    old = json.loads((run_dir / 'config.json').read_text(encoding='utf-8'))
+    diff = config_diff(old, config)
+    if diff and not set(diff) <= set(configs.base.RESUMABLE_CHANGES):
+      raise ReproduceError(
+          f'{run_dir} holds a run of {name} with another config (fields: {", ".join(diff)}); '
+          'pass --retrain to move it aside and train the current config')
+  return True
+
+
+def _train_and_collect(cell, workdir, results_dir, seeds, log):
+  run_dir = workdir / cell.entry
+  if _finished(run_dir, cell.config):
+    log(f'{cell.entry}: {run_dir} is trained; collecting')
+  else:
+    log(f'--- {cell.entry}: training in {run_dir}')
+    loop.train(cell.config, run_dir, log=log)
+  return collect(cell.entry, cell.config, run_dir, results_dir, seeds, log, cell.kind,
+                 cell.overrides)
+
+
+LOG_FILE = 'reproduce.log'  # a fanned-out run's output, in its run directory
+
+
+def _fan_out(todo, workdir, results_dir, seeds, overrides, parallel, retrain, log):
+  """Trains and collects `todo` in up to `parallel` processes (one entry each)."""
+  jobs = []
+  for cell in todo:
+    argv = [sys.executable, '-m', 'tf_multinca.apps.reproduce', f'--experiments={cell.entry}',
+            f'--workdir={workdir.resolve()}', f'--results_dir={results_dir.resolve()}',
+            f'--eval_seeds={seeds}', '--noreport'] + [f'--set={o}' for o in overrides]
+    if retrain:  # the parent moved the previous run aside; the entry must not be skipped
+      argv.append('--retrain')
+    jobs.append(fanout.Job(cell.entry, tuple(argv), workdir / cell.entry / LOG_FILE))
+  log(f'{len(jobs)} runs in up to {parallel} processes '
+      f'({fanout.threads_per_job(min(parallel, len(jobs)))} TF threads each)')
+  fanout.run_jobs(jobs, parallel, log)

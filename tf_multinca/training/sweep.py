@@ -8,14 +8,17 @@ import csv
 import io as py_io
 import json
 import pathlib
+import sys
 
 from tf_multinca import configs
 from tf_multinca.configs import adversary as adversary_configs
 from tf_multinca import fileio as io
 from tf_multinca import report
+from tf_multinca.training import fanout
 from tf_multinca.training import loop
 
 DEFAULT_RATES = adversary_configs.PERTURBATION_RATES
+LOG_FILE = 'train.log'  # a fanned-out run's output, in its run directory
 COLUMNS = ('regime', 'rate', 'steps', 'weight_distance', 'cosine_similarity',
            'original_fraction', 'mse', 'wall_s')
 
@@ -25,7 +28,7 @@ def run_dir(workdir, regime, rate):
 
 
 def run_sweep(workdir, regimes=adversary_configs.PERTURBATION_REGIMES, rates=DEFAULT_RATES,
-              overrides=(), log=print):
+              overrides=(), log=print, parallel=1):
   """Trains every regime at every rate (resuming), then writes the table and the plot.
 
   Args:
@@ -33,20 +36,35 @@ def run_sweep(workdir, regimes=adversary_configs.PERTURBATION_REGIMES, rates=DEF
     regimes: config names (fig. 15's four by default; `_testing` variants work too).
     rates: spray rates in (0, 1].
     overrides: `key=value` overrides applied to every run.
+    parallel: runs trained at once, each in its own process (`tools.train_adversary` on its
+      run directory, logging to `<run dir>/train.log`); 1 trains them here in turn.
 
   Returns:
     {'rows': [...], 'csv': path, 'markdown': path, 'png': path}.
+
+  Raises:
+    fanout.FanoutError: a process of a fan-out failed (the others ran to their end).
   """
   # Validate every config before touching the workdir.
-  runs = [(r, p, configs.get_config(r, list(overrides) + [f'injection=spray:{p}']))
-          for r in regimes for p in rates]
-  rows = []
-  for regime, rate, config in runs:
-    d = run_dir(workdir, regime, rate)
-    log(f'--- {regime}, spray {rate * 100:g}% -> {d}')
-    doc = loop.train(config, d, log=log)
-    rows.append(_row(regime, rate, doc))
-  return write_outputs(workdir, rows)
+  runs = [(r, p, list(overrides) + [f'injection=spray:{p}']) for r in regimes for p in rates]
+  built = [configs.get_config(r, extra) for r, _, extra in runs]
+  if parallel > 1 and len(runs) > 1:
+    jobs = []
+    for regime, rate, extra in runs:
+      d = run_dir(workdir, regime, rate)
+      argv = [sys.executable, '-m', 'tf_multinca.apps.train_adversary', f'--config={regime}',
+              f'--workdir={d.resolve()}'] + [f'--set={o}' for o in extra]
+      jobs.append(fanout.Job(f'{regime}/spray_{rate * 100:g}pct', tuple(argv), d / LOG_FILE))
+    fanout.run_jobs(jobs, parallel, log)
+    docs = [json.loads((run_dir(workdir, r, p) / 'metrics.json').read_text(encoding='utf-8'))
+            for r, p, _ in runs]
+  else:
+    docs = []
+    for (regime, rate, _), config in zip(runs, built):
+      d = run_dir(workdir, regime, rate)
+      log(f'--- {regime}, spray {rate * 100:g}% -> {d}')
+      docs.append(loop.train(config, d, log=log))
+  return write_outputs(workdir, [_row(r, p, doc) for (r, p, _), doc in zip(runs, docs)])
 
 
 def _row(regime, rate, doc):
