@@ -7,7 +7,8 @@
 
 Exit statuses: 0 done; 2 bad input or a state the user can fix (a flag, an `errors.Error`, a
 file system error: one line on stderr naming what was wrong and how to fix it); 3 a diverged
-loss; 130 interrupted (Ctrl-C). Anything else is a bug and keeps its traceback.
+loss; 4 a lost worker of a multi-worker job (rerun every worker to resume); 130 interrupted
+(Ctrl-C). Anything else is a bug and keeps its traceback.
 """
 
 import sys

@@ -7,7 +7,8 @@ r"""Train an adversary of the paper (Adversarial Takeover of NCA): the frozen or
     python -m tools.train_adversary --list_configs
 
 A run resumes from the last checkpoint in --workdir. Exit status: 0 done, 2 bad input,
-3 the loss diverged (the last good checkpoint is kept), 130 interrupted. The work is in
+3 the loss diverged (the last good checkpoint is kept), 4 a worker of a --strategy=multi_worker
+job was lost (rerun every worker to resume), 130 interrupted. The work is in
 tf_multinca.training.
 """
 

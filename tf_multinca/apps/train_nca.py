@@ -7,7 +7,8 @@ r"""Train a single NCA as Distill's Growing NCA does: growing, persistent or reg
     python -m tools.train_nca --list_configs
 
 A run resumes from the last checkpoint in --workdir. Exit status: 0 done, 2 bad input,
-3 the loss diverged, 130 interrupted (rerun the same command to resume). The work is in
+3 the loss diverged, 4 a lost worker of a multi-worker job, 130 interrupted (rerun the same
+command to resume). The work is in
 tf_multinca.training.
 """
 

@@ -34,9 +34,11 @@ def define_flags(kind, default_config):
                             'tf_multinca/configs/base.py for every field')
   flags.DEFINE_bool('list_configs', False, 'print the config names and exit')
   flags.DEFINE_enum('strategy', 'default', list(distribute.STRATEGIES),
-                    'tf.distribute strategy: default (one device) or mirrored (every GPU, or '
-                    'the logical CPU devices of --cpu_devices when there is no GPU); the batch '
-                    'is split over the replicas and the results match one device')
+                    'tf.distribute strategy: default (one device), mirrored (every GPU, or '
+                    'the logical CPU devices of --cpu_devices when there is no GPU) or '
+                    'multi_worker (several hosts, from the TF_CONFIG environment variable; '
+                    'README: "Running on several machines"); the batch is split over the '
+                    'replicas and the results match one device')
   flags.DEFINE_integer('cpu_devices', 0, 'split the host CPU into this many logical devices '
                        'first (0: no split); with --strategy=mirrored and no GPU, one replica '
                        'each', lower_bound=0)

@@ -5,13 +5,25 @@ every random number are drawn for the whole batch outside the replicas, each rep
 its slice and returns its gradients, and the summed gradients are applied once. Under the default
 strategy (one device) `strategy.run` is a plain call, so one device and a mirrored run follow the
 same code and agree up to float round-off.
+
+Several hosts (`multi_worker`): `tf.distribute.MultiWorkerMirroredStrategy`, configured by the
+`TF_CONFIG` environment variable as TensorFlow documents it; TensorFlow does the communication.
+Every worker draws the same random numbers for the whole global batch (same seed, same draws),
+so N workers follow one device; only the chief writes the run's files (`is_chief`).
 """
+
+import json
+import os
 
 import tensorflow as tf
 
 from tf_multinca import errors
 
-STRATEGIES = ('default', 'mirrored')
+STRATEGIES = ('default', 'mirrored', 'multi_worker')
+# A collective that waits longer than this for a peer fails (a lost worker ends the job with an
+# error instead of a hang). Long enough for the slowest step and a validation between two.
+COLLECTIVE_TIMEOUT_S = 300.0
+TIMEOUT_ENV = 'TF_MULTINCA_COLLECTIVE_TIMEOUT'  # seconds, overrides COLLECTIVE_TIMEOUT_S
 
 
 class StrategyError(errors.Error, ValueError):
@@ -44,13 +56,78 @@ def split_cpu(n):
         'do this for --cpu_devices).') from None
 
 
+def parse_tf_config(text):
+  """The validated `TF_CONFIG` of a multi-worker job: (cluster {type: [host:port]}, task type,
+  task index).
+
+  Raises:
+    StrategyError: missing, not JSON, no chief or worker, an unknown task, a bad address.
+  """
+  example = ('e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+             '"task": {"type": "worker", "index": 0}}\'')
+  if not text:
+    raise StrategyError(f'--strategy=multi_worker needs the TF_CONFIG environment variable; '
+                        f'{example}')
+  try:
+    doc = json.loads(text)
+  except ValueError as e:
+    raise StrategyError(f'TF_CONFIG is not JSON ({e}); {example}') from None
+  cluster = doc.get('cluster') if isinstance(doc, dict) else None
+  task = doc.get('task') if isinstance(doc, dict) else None
+  if not isinstance(cluster, dict) or not cluster:
+    raise StrategyError(f'TF_CONFIG has no "cluster" of tasks; {example}')
+  for kind, addresses in cluster.items():
+    if kind not in ('chief', 'worker', 'evaluator'):
+      raise StrategyError(f'TF_CONFIG cluster has a task type {kind!r}; a multi-worker job has '
+                          '"chief" and "worker" tasks')
+    if (not isinstance(addresses, list) or not addresses or
+        not all(isinstance(a, str) and a.rpartition(':')[2].isdigit() for a in addresses)):
+      raise StrategyError(f'TF_CONFIG cluster {kind!r} must list "host:port" addresses, got '
+                          f'{addresses!r}')
+  if not cluster.get('chief') and not cluster.get('worker'):
+    raise StrategyError('TF_CONFIG cluster has neither a "chief" nor a "worker"')
+  if len(cluster.get('chief', [])) > 1:
+    raise StrategyError(f'TF_CONFIG lists {len(cluster["chief"])} chiefs; a job has one')
+  if not isinstance(task, dict) or task.get('type') not in cluster:
+    raise StrategyError(f'TF_CONFIG task {task!r} is not one of the cluster\'s task types '
+                        f'({", ".join(cluster)}); {example}')
+  index = task.get('index', 0)
+  if not isinstance(index, int) or not 0 <= index < len(cluster[task['type']]):
+    raise StrategyError(f'TF_CONFIG task index {index!r} is out of range: the cluster has '
+                        f'{len(cluster[task["type"]])} {task["type"]} task(s)')
+  return cluster, task['type'], index
+
+
+def is_chief(strategy):
+  """Whether this process writes the run's files: always, except on the workers of a
+  multi-worker job other than the chief (the chief task, else worker 0)."""
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return True
+  kind, index = resolver.task_type, resolver.task_id
+  if kind is None:
+    return True
+  has_chief = 'chief' in resolver.cluster_spec().as_dict()
+  return kind == 'chief' or (kind == 'worker' and index == 0 and not has_chief)
+
+
+def task_name(strategy):
+  """'worker 1', 'chief 0', or '' outside a multi-worker job (for log lines)."""
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  if resolver is None or getattr(resolver, 'task_type', None) is None:
+    return ''
+  return f'{resolver.task_type} {resolver.task_id}'
+
+
 def make_strategy(name='default', cpu_devices=0):
   """The strategy called `name`.
 
   Args:
-    name: 'default' (one device: the first GPU if TensorFlow sees one, else the CPU) or
+    name: 'default' (one device: the first GPU if TensorFlow sees one, else the CPU),
       'mirrored' (`tf.distribute.MirroredStrategy` over every GPU; on a machine without GPUs,
-      over the logical CPU devices).
+      over the logical CPU devices) or 'multi_worker' (`MultiWorkerMirroredStrategy` over the
+      hosts of `TF_CONFIG`, checked by `parse_tf_config`; its collectives time out after
+      `COLLECTIVE_TIMEOUT_S` or `$TF_MULTINCA_COLLECTIVE_TIMEOUT` seconds).
     cpu_devices: if > 0, first split the host CPU into this many logical devices
       (`split_cpu`); with 'mirrored' and no GPU, each becomes a replica.
 
@@ -63,6 +140,15 @@ def make_strategy(name='default', cpu_devices=0):
     split_cpu(cpu_devices)
   if name == 'default':
     return tf.distribute.get_strategy()
+  if name == 'multi_worker':
+    parse_tf_config(os.environ.get('TF_CONFIG', ''))
+    try:
+      timeout = float(os.environ.get(TIMEOUT_ENV, COLLECTIVE_TIMEOUT_S))
+    except ValueError:
+      raise StrategyError(f'{TIMEOUT_ENV} must be a number of seconds, got '
+                          f'{os.environ[TIMEOUT_ENV]!r}') from None
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
   gpus = tf.config.list_logical_devices('GPU')
   devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices('CPU')]
   return tf.distribute.MirroredStrategy(devices)

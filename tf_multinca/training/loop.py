@@ -16,6 +16,8 @@ step), `evaluate` (the run's evaluations), `summaries` (TensorBoard). Workdir la
 """
 
 import pathlib
+import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -53,6 +55,10 @@ keras = tf.keras
 TrainingError = workdir_lib.TrainingError
 DivergedError = workdir_lib.DivergedError
 Interrupted = workdir_lib.Interrupted
+WorkerLostError = workdir_lib.WorkerLostError
+# What a collective raises when a peer of a multi-worker job is gone or times out.
+_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                tf.errors.CancelledError, tf.errors.AbortedError)
 HPARAM_METRICS = summaries.HPARAM_METRICS
 read_provenance = workdir_lib.read_provenance
 
@@ -73,6 +79,13 @@ class Trainer:
     self.log = log
     self.strategy = strategy or tf.distribute.get_strategy()
     distribute.check_batch(c.batch_size, self.strategy)
+    # In a multi-worker job only the chief writes the run's files. The other workers train the
+    # same steps (their collectives need them) and write their checkpoints and TensorBoard to a
+    # temporary directory, removed at the end, as TensorFlow's multi-worker guide does; they
+    # resume from the chief's checkpoints (the workdir must be one every host sees).
+    self.is_chief = distribute.is_chief(self.strategy)
+    self.multi_worker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    self.task = distribute.task_name(self.strategy)
     self.grid = grid = grid_side(c)
     self.is_adversary = c.kind == 'adversary'
     self.channels = layout.multi_channels(2) if self.is_adversary else layout.CHANNEL_N
@@ -117,9 +130,11 @@ class Trainer:
       core['pool'] = self.pool
     # The later additions may be missing from a run's older checkpoints (they then keep their
     # initial values).
+    self.outdir = (self.workdir if self.is_chief else
+                   pathlib.Path(tempfile.mkdtemp(prefix='tf_multinca_worker_')))
     self.checkpoints = workdir_lib.Checkpoints(self.workdir, core,
                                                dict(best=self.best, wall_s=self.wall_s),
-                                               c.keep_checkpoints, log)
+                                               c.keep_checkpoints, log, write_dir=self.outdir)
 
   # ------------------------------------------------------------------------------------------
   # Setup.
@@ -239,21 +254,43 @@ class Trainer:
           f'interrupted at step {int(self.step.numpy())}; rerun the same command to resume '
           f'(from {pathlib.Path(last).name if last else "the start: no checkpoint yet"})'
       ) from None
+    except _PEER_ERRORS as e:
+      if not self.multi_worker:
+        raise
+      on_disk = self.checkpoints.on_disk()
+      lines = [l.strip() for l in str(e).splitlines() if l.strip()] or [type(e).__name__]
+      # TF's message starts with "Graph execution error:"; the cause is a later line.
+      first = next((l for l in lines if any(w in l for w in ('unhealthy', 'heartbeat',
+                                                              'timed out', 'Deadline'))),
+                   lines[0])[:200]
+      raise WorkerLostError(
+          f'{self.task}: a worker of the multi-worker job stopped answering at step '
+          f'{int(self.step.numpy())} ({type(e).__name__}: {first}); relaunch every worker '
+          'with the same command to resume from the chief\'s last checkpoint ('
+          f'{pathlib.Path(on_disk[0]).name if on_disk else "none yet: from the start"})'
+      ) from None
+    finally:
+      if not self.is_chief:
+        shutil.rmtree(self.outdir, ignore_errors=True)
 
   def _run(self):
     c = self.config
-    self.workdir.mkdir(parents=True, exist_ok=True)
-    io.write_json(self.workdir / 'config.json', c.to_dict())
-    workdir_lib.record_provenance(self.workdir)
-    removed = io.remove_temporaries(self.workdir, self.workdir / 'export',
-                                    self.workdir / 'checkpoints')
-    if removed:
-      self.log(f'removed {len(removed)} temporary file(s) left by an interrupted run: '
-               + ', '.join(p.name for p in removed[:4]) + (' ...' if len(removed) > 4 else ''))
+    if self.is_chief:
+      self.workdir.mkdir(parents=True, exist_ok=True)
+      io.write_json(self.workdir / 'config.json', c.to_dict())
+      workdir_lib.record_provenance(self.workdir)
+      removed = io.remove_temporaries(self.workdir, self.workdir / 'export',
+                                      self.workdir / 'checkpoints')
+      if removed:
+        self.log(f'removed {len(removed)} temporary file(s) left by an interrupted run: ' +
+                 ', '.join(p.name for p in removed[:4]) + (' ...' if len(removed) > 4 else ''))
+    else:
+      self.log(f'{self.task}: training with the chief, which writes the run\'s files to '
+               f'{self.workdir}; this worker\'s go to {self.outdir} (removed at the end)')
     self.restore_or_init()
-    logdir = self.tensorboard_dir
+    logdir = summaries.logdir(self.outdir, c)
     start_step = int(self.step.numpy())
-    if start_step:  # what a killed run logged after its last checkpoint is logged again
+    if start_step and self.is_chief:  # what a killed run logged after its last checkpoint
       summaries.drop_events_after(logdir, start_step)
     writer = tf.summary.create_file_writer(str(logdir))
     summaries.write_hparams(writer, c)
@@ -391,6 +428,10 @@ class Trainer:
     c = self.config
     t = time.time()
     step = int(self.step.numpy())
+    if not self.is_chief:
+      self.log(f'{self.task}: trained to step {step}; the chief evaluates and exports')
+      return {'config': c.name, 'kind': c.kind, 'steps': step, 'chief': False,
+              'stopped_early': stopped_early}
     best = None
     if c.eval_every and int(self.best.step.numpy()) >= 0:
       best = {'step': int(self.best.step.numpy()),

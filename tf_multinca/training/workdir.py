@@ -42,6 +42,11 @@ class Interrupted(TrainingError):
   exit_code = 130
 
 
+class WorkerLostError(TrainingError):
+  """A worker of a multi-worker job stopped answering; the chief's checkpoints are kept."""
+  exit_code = 4
+
+
 def check_config(workdir, config):
   """Refuses a workdir whose config.json disagrees with `config` (before touching it).
 
@@ -148,16 +153,20 @@ class Checkpoints:
       checkpoints may lack them (they keep their initial values).
     keep: checkpoints kept.
     log: a callable taking one line.
+    write_dir: where this process writes its checkpoints, if not `workdir` (a multi-worker
+      job's other workers: a temporary directory). It then reads the workdir's (the chief's)
+      checkpoints and never changes them.
   """
 
-  def __init__(self, workdir, core, later, keep, log=print):
+  def __init__(self, workdir, core, later, keep, log=print, write_dir=None):
     self.directory = pathlib.Path(workdir) / CHECKPOINTS
+    write = pathlib.Path(write_dir) / CHECKPOINTS if write_dir is not None else self.directory
+    self.read_only = write != self.directory
     self.keep = keep
     self.log = log
     self._core = tf.train.Checkpoint(**core)
     self.checkpoint = tf.train.Checkpoint(**core, **later)
-    self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory),
-                                              max_to_keep=keep)
+    self.manager = tf.train.CheckpointManager(self.checkpoint, str(write), max_to_keep=keep)
 
   @property
   def latest(self):
@@ -197,6 +206,15 @@ class Checkpoints:
     """
     d = self.directory
     on_disk = self.on_disk()
+    if self.read_only:  # the chief's checkpoints: read the newest that reads in full
+      for path in on_disk:
+        if not unreadable(path):
+          self._core.restore(path).assert_existing_objects_matched().expect_partial()
+          self.checkpoint.restore(path).expect_partial()
+          return path
+      if on_disk:
+        raise TrainingError(f'none of the checkpoints in {d} can be read')
+      return None
     latest = self.manager.latest_checkpoint
     if on_disk and latest != on_disk[0]:
       self.log(f'the checkpoint state file {d / "checkpoint"} is missing or stale; recovering '
