@@ -6,8 +6,8 @@ alive, and the demo page, driven in a real headless Chromium, grows the organism
 adversaries and shows the takeover. Needs Node >= 18, `npm ci` in tools/web and Chromium
 (`.ci/install_web.sh` installs them); when one is missing the tests fail, saying so.
 
-The screenshot and the page's report go to $TF_MULTINCA_ARTIFACTS/web (default
-runs/test_artifacts/web).
+The screenshots (after the growth, the injection and the takeover) and the page's report go to
+$TF_MULTINCA_ARTIFACTS/web (default runs/test_artifacts/web).
 """
 
 import json
@@ -77,8 +77,9 @@ def test_demo_page_in_headless_chromium(lizard_red_export):  # noqa: F811
   out = _node_test(['test/browser.test.mjs'], lizard_red_export, 400,
                    TF_MULTINCA_WEB_ARTIFACTS=str(artifacts), TF_MULTINCA_WEB_PAIRING='lizard_red')
   assert '# fail 0' in out
-  shot = artifacts / 'demo_lizard_red.png'
-  assert shot.is_file() and shot.stat().st_size > 5000, out
+  for moment in ('grown', 'injected', 'takeover'):  # the screenshots of the three moments
+    shot = artifacts / f'demo_lizard_red_{moment}.png'
+    assert shot.is_file() and shot.stat().st_size > 5000, out
   report = json.loads((artifacts / 'demo_lizard_red_report.json').read_text())
   # The takeover is under way: adversary cells after the injection, and still after 60 steps.
   assert report['atInjection']['adversary'] > 0

@@ -3,11 +3,14 @@
 //
 // URL parameters (all optional):
 //   models=URL    directory holding index.json and the exports (default: models/)
-//   model=NAME    the export to open (default: the first of index.json)
-//   backend=NAME  webgl | wasm | cpu (default: the first that starts of webgl, wasm, cpu)
+//   model=NAME    the export to open (default: lizard_red if exported, else the first)
+//   backend=NAME  webgl | wasm | cpu (default: webgl, then wasm, then cpu; wasm first where
+//                 WebGL is software-rendered, e.g. SwiftShader on a machine without a GPU)
 //   autotest=1    run grow steps, inject the pairing's injection, run after steps, then
 //                 publish a JSON report in window.demoReport and #report (used by the tests);
-//                 grow=N (60), after=N (60), seed=N (1) go with it.
+//                 grow=N (60), after=N (60), seed=N (1) go with it; stepwise=1 stops after
+//                 the growth and after the injection (window.demoPhase) until
+//                 window.demoContinue() is called (the tests take screenshots there).
 
 import * as nca from './nca.js';
 
@@ -20,7 +23,8 @@ const ui = {
   sim: null,
   meta: null,
   running: !params.get('autotest'),
-  msPerStep: 0,
+  msPerStep: 0,  // measured from the steps' dispatch to their state read back (true time)
+  backendNote: '',
   random: nca.makeRandom(Number(params.get('seed') || 1)),
   images: {},
   queue: Promise.resolve(),
@@ -39,7 +43,10 @@ async function startBackend(preferred) {
     tf.wasm.setWasmPaths(new URL('node_modules/@tensorflow/tfjs-backend-wasm/dist/',
                                  location.href).href);
   }
-  const order = preferred ? [preferred] : ['webgl', 'wasm', 'cpu'];
+  const software = preferred ? null : softwareWebGL();
+  if (software) ui.backendNote = `wasm: WebGL is software-rendered here (${software})`;
+  const order = preferred ? [preferred] : software ? ['wasm', 'webgl', 'cpu'] :
+      ['webgl', 'wasm', 'cpu'];
   for (const name of order) {
     try {
       if (await tf.setBackend(name)) {
@@ -51,6 +58,30 @@ async function startBackend(preferred) {
     }
   }
   throw new Error(`no TF.js backend of ${order.join(', ')} started`);
+}
+
+/** The renderer's name when WebGL would run in software (5-10x slower than wasm), else ''. */
+function softwareWebGL() {
+  try {
+    const gl = document.createElement('canvas').getContext('webgl');
+    if (!gl) return 'no WebGL';
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    const name = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    return /swiftshader|llvmpipe|softpipe|software|basic render/i.test(name) ? name : '';
+  } catch (e) {
+    return 'no WebGL';
+  }
+}
+
+/** The value of a number input clamped to its min and max (written back, so the box shows
+ * what runs); `fallback` when it is not a number. */
+function numberIn(id, fallback) {
+  const el = $(id);
+  let v = Number(el.value);
+  if (el.value === '' || !Number.isFinite(v)) v = fallback;
+  v = nca.clamp(v, Number(el.min), Number(el.max));
+  if (String(v) !== el.value) el.value = String(v);
+  return v;
 }
 
 async function fetchJSON(url) {
@@ -86,36 +117,37 @@ async function loadModel(entry) {
 }
 
 function applyParams() {
-  const fireRate = Number($('fire').value);
-  ui.sim.setParams({fireRate: Number.isFinite(fireRate) ? fireRate : ui.meta.fire_rate});
+  ui.sim.setParams({fireRate: numberIn('fire', ui.meta.fire_rate)});
 }
 
-async function draw() {
-  const data = await ui.sim.read();
+async function draw(data) {
+  data = data || await ui.sim.read();
   for (const [id, fn] of [['organism', nca.organismRGBA], ['mask', nca.maskRGBA]]) {
     const img = ui.images[id];
     fn(ui.meta, data, img.data);
     $(id).getContext('2d').putImageData(img, 0, 0);
   }
   const s = nca.stats(ui.meta, data);
+  const speed = ui.msPerStep > 0 ? `${(1000 / ui.msPerStep).toFixed(1)} steps/s` : '';
   $('status').textContent = `${ui.meta.name} | ${tf.getBackend()} | step ${ui.sim.steps} | ` +
-      `alive ${s.alive} | original ${s.original} | adversary ${s.adversary} | ` +
-      `${ui.msPerStep.toFixed(1)} ms/step`;
+      `alive ${s.alive} | original ${s.original} | adversary ${s.adversary}` +
+      (speed ? ` | ${speed}` : '');
   return s;
 }
 
-function runSteps(n) {
+/** Runs `n` steps and draws their result. The time runs until the state has been read back:
+ * WebGL queues the work and returns at once, so timing the dispatch alone reads ~20x fast. */
+async function runSteps(n) {
   const t0 = performance.now();
   ui.sim.step(n);
+  const data = await ui.sim.read();
   ui.msPerStep = (performance.now() - t0) / n;
+  return draw(data);
 }
 
 async function frame() {
   if (ui.running && ui.sim) {
-    await serial(async () => {
-      runSteps(Math.max(1, Math.min(50, Number($('speed').value) || 1)));
-      await draw();
-    });
+    await serial(() => runSteps(numberIn('speed', 2)));
   }
   requestAnimationFrame(frame);
 }
@@ -131,7 +163,7 @@ function cellOf(event) {
 function setupPointer(canvas) {
   let start = null;
   let dragging = false;
-  const radius = () => Math.max(1, Number($('radius').value) || 1);
+  const radius = () => numberIn('radius', 5);
   const hurt = (cell) => serial(async () => {
     await ui.sim.edit((d) => nca.damage(ui.meta, d, nca.discCells(ui.meta, ...cell, radius())));
     await draw();
@@ -156,9 +188,9 @@ function setupPointer(canvas) {
       serial(async () => {
         await ui.sim.edit((d) => {
           const cells = $('tool').value === 'spray' ?
-              nca.sprayCells(nca.discCells(ui.meta, y, x, radius()), Number($('rate').value),
+              nca.sprayCells(nca.discCells(ui.meta, y, x, radius()), numberIn('rate', 0.3),
                              ui.random) :
-              nca.squareCells(ui.meta, y, x, Math.max(1, Number($('side').value) || 1));
+              nca.squareCells(ui.meta, y, x, numberIn('side', 2));
           return nca.inject(ui.meta, d, cells);
         });
         await draw();
@@ -172,7 +204,8 @@ function setupControls(index) {
   for (const entry of index.models) {
     const opt = document.createElement('option');
     opt.value = entry.name;
-    opt.textContent = entry.adversary ? `${entry.name} (${entry.adversary})` : entry.name;
+    opt.textContent = nca.readableName(entry);
+    opt.title = [entry.original, entry.adversary].filter(Boolean).join(' + ');
     $('model').appendChild(opt);
   }
   $('model').addEventListener('change', () => {
@@ -183,10 +216,7 @@ function setupControls(index) {
     ui.running = !ui.running;
     $('play').textContent = ui.running ? 'pause' : 'play';
   });
-  $('step').addEventListener('click', () => serial(async () => {
-    runSteps(1);
-    await draw();
-  }));
+  $('step').addEventListener('click', () => serial(() => runSteps(1)));
   $('reset').addEventListener('click', () => serial(async () => {
     ui.sim.reset();
     await draw();
@@ -196,6 +226,9 @@ function setupControls(index) {
     await draw();
   }));
   $('fire').addEventListener('change', applyParams);
+  for (const id of ['speed', 'side', 'rate', 'radius']) {
+    $(id).addEventListener('change', () => numberIn(id, Number($(id).defaultValue)));
+  }
   $('play').textContent = ui.running ? 'pause' : 'play';
   setupPointer($('organism'));
   setupPointer($('mask'));
@@ -203,28 +236,47 @@ function setupControls(index) {
 
 function showError(e) {
   console.error(e);
-  $('error').textContent = String(e && e.stack || e);
+  // The cause where the eye is (in place of the status line); the stack in the console.
+  $('status').textContent = `error: ${e && e.message || e}`;
+  $('status').classList.add('failed');
 }
 
 /** Grows, injects and follows the takeover without the UI, then publishes a report. */
 async function autotest(backend) {
   const grow = Number(params.get('grow') || 60);
   const after = Number(params.get('after') || 60);
+  const stepwise = Boolean(params.get('stepwise'));
+  let paused = 0;  // time spent waiting for the test's screenshots
+  const phase = async (name) => {
+    if (!stepwise) return;
+    const t = performance.now();
+    await new Promise((resume) => {
+      window.demoContinue = resume;
+      window.demoPhase = name;
+    });
+    paused += performance.now() - t;
+  };
   const t0 = performance.now();
-  runSteps(grow);
-  const grown = await draw();
+  const grown = await runSteps(grow);
+  await phase('grown');
   const injected = await ui.sim.edit((d) => nca.injectDefault(ui.meta, d, ui.random));
   const atInjection = await draw();
+  await phase('injected');
   const trace = [];
+  const tAfter = performance.now();
   for (let done = 0; done < after; done += 10) {
-    runSteps(Math.min(10, after - done));
-    const s = await draw();
-    trace.push({step: ui.sim.steps, alive: s.alive, adversary: s.adversary});
+    const s = await runSteps(Math.min(10, after - done));
+    trace.push({step: ui.sim.steps, alive: s.alive, adversary: s.adversary,
+                steps_per_s: 1000 / ui.msPerStep});
     await new Promise((r) => setTimeout(r, 0));  // let the page paint between batches
   }
+  const afterSeconds = (performance.now() - tAfter) / 1000;
   const final = await draw();
+  window.demoPhase = 'done';
   return {ok: true, model: ui.meta.name, backend, grow, after, injected, grown, atInjection,
-          final, trace, seconds: (performance.now() - t0) / 1000};
+          final, trace, steps_per_s: 1000 / ui.msPerStep, after_seconds: afterSeconds,
+          backend_note: ui.backendNote,
+          seconds: (performance.now() - t0 - paused) / 1000};
 }
 
 function publish(report) {
@@ -235,15 +287,21 @@ function publish(report) {
 
 async function main() {
   const backend = await startBackend(params.get('backend'));
-  const index = await fetchJSON(new URL('index.json', modelsBase));
-  if (!index.models.length) {
-    throw new Error(`no exported models in ${modelsBase}index.json: run ` +
-                    'python -m tools.export --pairing=lizard_red --format=tfjs');
+  const exportHint = 'export one with: python -m tools.export --pairing=lizard_red ' +
+      '--format=tfjs --out_dir=tools/web/models';
+  let index;
+  try {
+    index = await fetchJSON(new URL('index.json', modelsBase));
+  } catch (e) {
+    throw new Error(`no models at ${modelsBase} (${e.message}); ${exportHint}`);
+  }
+  if (!index.models || !index.models.length) {
+    throw new Error(`${modelsBase}index.json lists no models; ${exportHint}`);
   }
   setupControls(index);
   const wanted = params.get('model');
-  const entry = index.models.find((m) => m.name === wanted) || index.models[0];
-  if (wanted && entry.name !== wanted) throw new Error(`no model ${wanted} in the index`);
+  const entry = nca.defaultEntry(index.models, wanted);
+  if (!entry) throw new Error(`no model ${wanted} in ${modelsBase}index.json`);
   $('model').value = entry.name;
   await loadModel(entry);
   if (params.get('autotest')) {

@@ -283,3 +283,37 @@ export class Simulation {
     if (this.state) this.state.dispose();
   }
 }
+
+
+/** `v` clamped to [lo, hi] (a bound that is not a number is no bound). */
+export function clamp(v, lo, hi) {
+  if (Number.isFinite(lo)) v = Math.max(v, lo);
+  if (Number.isFinite(hi)) v = Math.min(v, hi);
+  return v;
+}
+
+/** 'paper/lizard/persist' -> 'lizard (persist)'; a name of another form is kept. */
+function shortModel(name) {
+  const parts = String(name || '').split('/');
+  if (parts[0] === 'paper' && parts.length === 3) return `${parts[1]} (${parts[2]})`;
+  if (parts[0] === 'paper' && parts.length === 4) return `${parts[1]} adversary`;
+  if (parts[0] === 'results') return `ours: ${parts.slice(1).join('/')}`;
+  return parts[parts.length - 1];
+}
+
+/** What the model menu shows for an index entry: its name and, for a pairing, what it does,
+ * e.g. 'lizard_red: lizard (persist) taken over from a 2x2 square'. */
+export function readableName(entry) {
+  if (!entry.adversary) return `${entry.name}: ${shortModel(entry.original || entry.name)}`;
+  const spec = entry.injection || {};
+  const how = spec.kind === 'square' ? `a ${spec.side}x${spec.side} square` :
+      spec.kind === 'spray' ? `a ${Math.round(spec.rate * 1000) / 10} % spray` : 'an injection';
+  return `${entry.name}: ${shortModel(entry.original)} taken over from ${how}`;
+}
+
+/** The index entry to open: `wanted` (null if absent), else lizard_red (the README's), else
+ * the first. */
+export function defaultEntry(models, wanted) {
+  if (wanted) return models.find((m) => m.name === wanted) || null;
+  return models.find((m) => m.name === 'lizard_red') || models[0] || null;
+}

@@ -3,8 +3,9 @@
 // Serves tools/web and $TF_MULTINCA_WEB_MODELS, opens the page in autotest mode on the pairing
 // $TF_MULTINCA_WEB_PAIRING (default lizard_red), and reads the report the page publishes: the
 // organism grows from its seed, the pairing's injection puts adversary cells on the grid, and
-// they are still there after the rollout. Saves a screenshot (and the report) into
-// $TF_MULTINCA_WEB_ARTIFACTS (default: the OS temp directory).
+// they are still there after the rollout. Saves screenshots after the growth, after the
+// injection and after the takeover (and the report) into $TF_MULTINCA_WEB_ARTIFACTS (default:
+// the OS temp directory).
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -42,6 +43,26 @@ after(async () => {
   }
 });
 
+async function waitForPhase(sessionId, phase) {
+  const deadline = Date.now() + TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (await evaluate(browser, sessionId, 'window.demoPhase || null') === phase) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the page never reached ${phase} within ${TIMEOUT_MS / 1000} s; page log:\n` +
+                  pageLog(browser).join('\n'));
+}
+
+async function screenshot(sessionId, name) {
+  const shot = await browser.send('Page.captureScreenshot', {format: 'png'}, sessionId);
+  const shotPath = path.join(ARTIFACTS, `demo_${PAIRING}_${name}.png`);
+  fs.mkdirSync(ARTIFACTS, {recursive: true});
+  fs.writeFileSync(shotPath, Buffer.from(shot.data, 'base64'));
+  console.log(`screenshot: ${shotPath}`);
+  assert.ok(fs.statSync(shotPath).size > 5000, `the screenshot ${name} is empty`);
+  return shotPath;
+}
+
 async function waitForReport(sessionId) {
   const deadline = Date.now() + TIMEOUT_MS;
   while (Date.now() < deadline) {
@@ -55,18 +76,21 @@ async function waitForReport(sessionId) {
 
 test(`the demo grows ${PAIRING}, injects adversaries and follows the takeover`, async () => {
   const url = `${server.url}/index.html?model=${PAIRING}&backend=wasm&autotest=1` +
-      `&grow=${GROW}&after=${AFTER}&seed=1`;
+      `&grow=${GROW}&after=${AFTER}&seed=1&stepwise=1`;
   const sessionId = await openPage(browser, url);
+  await waitForPhase(sessionId, 'grown');
+  await screenshot(sessionId, 'grown');
+  await evaluate(browser, sessionId, 'window.demoContinue()');
+  await waitForPhase(sessionId, 'injected');
+  await screenshot(sessionId, 'injected');
+  await evaluate(browser, sessionId, 'window.demoContinue()');
   const report = await waitForReport(sessionId);
-  fs.mkdirSync(ARTIFACTS, {recursive: true});
   fs.writeFileSync(path.join(ARTIFACTS, `demo_${PAIRING}_report.json`),
                    JSON.stringify(report, null, 1));
-  const shot = await browser.send('Page.captureScreenshot', {format: 'png'}, sessionId);
-  const shotPath = path.join(ARTIFACTS, `demo_${PAIRING}.png`);
-  fs.writeFileSync(shotPath, Buffer.from(shot.data, 'base64'));
-  console.log(`screenshot: ${shotPath}`);
+  const shotPath = await screenshot(sessionId, 'takeover');
   console.log(`report: ${JSON.stringify({grown: report.grown, atInjection: report.atInjection,
-                                         final: report.final, seconds: report.seconds})}`);
+                                         final: report.final, seconds: report.seconds,
+                                         steps_per_s: report.steps_per_s})}`);
 
   assert.ok(report.ok, `the page failed: ${report.error}\n${pageLog(browser).join('\n')}`);
   assert.equal(report.backend, 'wasm');
@@ -86,6 +110,20 @@ test(`the demo grows ${PAIRING}, injects adversaries and follows the takeover`, 
                                 'document.getElementById("status").textContent');
   assert.match(status, new RegExp(`step ${GROW + AFTER}\\b`));
   assert.ok(fs.statSync(shotPath).size > 5000, 'the screenshot is empty');
+  // The speed it reports is the true one: the after-injection steps over their wall time
+  // (read-back included), within 2x.
+  const wall = AFTER / report.after_seconds;
+  assert.ok(report.steps_per_s > wall / 2 && report.steps_per_s < wall * 2,
+            `the page reports ${report.steps_per_s} steps/s, the wall clock ${wall}`);
+  assert.match(status, /\d+(\.\d)? steps\/s/);
+  // The menu reads as what the export does.
+  const option = await evaluate(browser, sessionId,
+                                'document.getElementById("model").selectedOptions[0].text');
+  assert.match(option, new RegExp(`^${PAIRING}: .* taken over from `));
+  // A fire rate out of range runs (and shows) clamped.
+  await evaluate(browser, sessionId, 'const f = document.getElementById("fire"); f.value = "2"; ' +
+                 'f.dispatchEvent(new Event("change")); f.value');
+  assert.equal(await evaluate(browser, sessionId, 'document.getElementById("fire").value'), '1');
 
   // The controls, as a user drives them (the autotest leaves the page paused).
   const js = (expr) => evaluate(browser, sessionId, expr);
@@ -127,4 +165,34 @@ test(`the demo grows ${PAIRING}, injects adversaries and follows the takeover`, 
   await js('window.demo.stats()');
   assert.ok(await js('window.demo.steps()') > steps + 1, 'play did not run');
   assert.equal(await js('window.demo.running()'), false);
+});
+
+test('without parameters the page opens lizard_red on the fast backend', async () => {
+  const sessionId = await openPage(browser, `${server.url}/index.html`);
+  const deadline = Date.now() + TIMEOUT_MS;
+  let status = '';
+  while (Date.now() < deadline && !/step \d+/.test(status)) {
+    await new Promise((r) => setTimeout(r, 250));
+    status = await evaluate(browser, sessionId, 'document.getElementById("status").textContent');
+  }
+  assert.match(status, /^lizard_red \| /, status);
+  // Headless Chromium has no GPU: WebGL would be software-rendered, so wasm comes first.
+  assert.match(status, / \| wasm \| /, status);
+});
+
+test('with no exported models the page says how to export one', async () => {
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'tfm-empty-'));
+  const bare = await serve({'/': WEB_DIR, '/models/': empty});
+  try {
+    const sessionId = await openPage(browser, `${bare.url}/index.html`);
+    const deadline = Date.now() + TIMEOUT_MS;
+    let status = '';
+    while (Date.now() < deadline && !status.startsWith('error')) {
+      await new Promise((r) => setTimeout(r, 250));
+      status = await evaluate(browser, sessionId, 'document.getElementById("status").textContent');
+    }
+    assert.match(status, /^error: no models at .*models\/ \(.*404.*\); export one with: python -m tools\.export --pairing=lizard_red/, status);
+  } finally {
+    await bare.close();
+  }
 });

@@ -81,3 +81,27 @@ test('rendering follows the straight-colour convention and the mask colours', ()
   const mask = nca.maskRGBA(META, data);
   assert.deepEqual([...mask.slice(i * 4, i * 4 + 3)], [255, 140, 0]);
 });
+
+test('the model menu reads as what each export does, lizard_red first', () => {
+  const red = {name: 'lizard_red', original: 'paper/lizard/persist',
+               adversary: 'paper/lizard/virus/lizard_persist_to_red_squareside_2',
+               injection: {kind: 'square', side: 2}};
+  const spray = {name: 'lizard_red_spray', original: 'paper/lizard/persist',
+                 adversary: 'results/lizard_red_spray', injection: {kind: 'spray', rate: 0.1}};
+  const single = {name: 'lizard_grown', original: null, adversary: null};
+  assert.equal(nca.readableName(red), 'lizard_red: lizard (persist) taken over from a 2x2 square');
+  assert.equal(nca.readableName(spray),
+               'lizard_red_spray: lizard (persist) taken over from a 10 % spray');
+  assert.equal(nca.readableName(single), 'lizard_grown: lizard_grown');
+  assert.equal(nca.defaultEntry([spray, red, single]), red);
+  assert.equal(nca.defaultEntry([single, spray]), single);
+  assert.equal(nca.defaultEntry([spray, red], 'lizard_red_spray'), spray);
+  assert.equal(nca.defaultEntry([spray, red], 'nothing'), null);
+});
+
+test('inputs are clamped to their ranges', () => {
+  assert.equal(nca.clamp(2, 0, 1), 1);
+  assert.equal(nca.clamp(-3, 0, 1), 0);
+  assert.equal(nca.clamp(0.4, 0, 1), 0.4);
+  assert.equal(nca.clamp(7, NaN, 5), 5);  // an input without min has no lower bound
+});
