@@ -1,16 +1,23 @@
 """The library's import graph: one-way layers (WORKSPACE.md), no cycles, no hidden imports."""
 
 import ast
+import os
 import pathlib
+import re
+import subprocess
+import sys
+import types
 
 import pytest
+
+from tf_multinca import quiet
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / 'tf_multinca'
 
 # WORKSPACE.md's layers, lowest first: a module may import its own layer and those below.
 LAYERS = (
-    ('core', {'layout', 'conventions', 'errors', 'limits', 'text', 'perception', 'fast',
-              'model', 'multi', 'injection', 'metrics', 'rollout'}),
+    ('core', {'layout', 'conventions', 'errors', 'limits', 'text', 'quiet', 'perception',
+              'fast', 'model', 'multi', 'injection', 'metrics', 'rollout'}),
     # The readers of the published files are I/O; `pretrained` itself (load by manifest name)
     # is part of the hub.
     ('io', {'fileio', 'render', 'targets', 'saved_model', 'tfjs', 'export', 'pretrained.fetch',
@@ -119,3 +126,40 @@ def test_no_function_level_import_of_the_package():
 def test_each_module_states_its_job_in_its_first_docstring_line(module):
   doc = ast.get_docstring(ast.parse(_modules()[module].read_text('utf-8')))
   assert doc and doc.splitlines()[0].strip(), f'{module} has no docstring'
+
+
+# ----------------------------------------------------------------------------------------------
+# Quiet binaries (tf_multinca.quiet runs in the package's __init__, before TensorFlow loads).
+
+def test_binaries_alone_are_quieted():
+  binary = types.SimpleNamespace(__spec__=types.SimpleNamespace(name='tools.takeover'))
+  script = types.SimpleNamespace(__spec__=None)
+  env = {}
+  assert quiet.apply(['/repo/tools/takeover.py', '--seeds=1'], binary, env)
+  assert env == {'TF_CPP_MIN_LOG_LEVEL': '3'}
+  env = {}
+  assert quiet.apply(['/venv/bin/tf-multinca-train-adversary'], script, env) and env
+  for argv in (['x', '--verbosity=1'], ['x', '-v', '1'], ['x', '--v=2']):
+    env = {}
+    assert not quiet.apply(argv, binary, env) and env == {}  # the user asked for TF's logs
+  env = {'TF_CPP_MIN_LOG_LEVEL': '0'}
+  assert not quiet.apply(['x'], binary, env) and env['TF_CPP_MIN_LOG_LEVEL'] == '0'
+  env = {'TF_CPP_MIN_LOG_LEVEL': '2'}
+  assert quiet.apply(['x'], binary, env) and env['TF_CPP_MIN_LOG_LEVEL'] == '2'
+  env = {}
+  assert not quiet.apply(['python', 'notebook.py'], script, env) and env == {}  # a library user
+
+
+@pytest.mark.slow
+def test_a_binary_prints_its_own_lines_only():
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+  cmd = [sys.executable, '-m', 'tools.train_adversary', '--list_configs']
+  p = subprocess.run(cmd, cwd=PACKAGE.parent, env=env, capture_output=True, text=True,
+                     timeout=120)
+  assert p.returncode == 0, p.stderr[-2000:]
+  noise = [l for l in (p.stdout + p.stderr).splitlines()
+           if re.match(r'[IWE]\d{4} |WARNING: All log messages|To enable the following', l)]
+  assert not noise, noise
+  loud = subprocess.run(cmd + ['--verbosity=0'], cwd=PACKAGE.parent, env=env,
+                        capture_output=True, text=True, timeout=120)
+  assert 'oneDNN' in loud.stderr or 'cpu_feature_guard' in loud.stderr  # asked for: shown

@@ -6,7 +6,8 @@ alive, and the demo page, driven in a real headless Chromium, grows the organism
 adversaries and shows the takeover. Needs Node >= 18, `npm ci` in tools/web and Chromium
 (`.ci/install_web.sh` installs them); when one is missing the tests fail, saying so.
 
-The screenshots (after the growth, the injection and the takeover) and the page's report go to
+The screenshots (after the growth, the injection and the takeover; TensorBoard's scalars page
+of a tiny training run; a labelled evaluation strip) and the page's report go to
 $TF_MULTINCA_ARTIFACTS/web (default runs/test_artifacts/web).
 """
 
@@ -14,9 +15,16 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
 
+import numpy as np
 import pytest
+from PIL import Image
+from tensorboard.backend.event_processing import event_accumulator
 
 from test_export import lizard_red_export  # noqa: F401  (a session fixture shared with it)
 
@@ -85,3 +93,62 @@ def test_demo_page_in_headless_chromium(lizard_red_export):  # noqa: F811
   assert report['atInjection']['adversary'] > 0
   assert report['final']['adversary'] > 0
   assert report['grown']['adversary'] == 0 and report['grown']['alive'] > 200
+
+
+@pytest.mark.slow
+def test_tensorboard_page_and_a_labelled_strip(tmp_path, mirror):
+  """A tiny training run, its TensorBoard scalars page in Chromium, and its evaluation strip
+  (t = N over each frame) as artifacts."""
+  _check_chromium()
+  artifacts = _artifacts()
+  env = dict(os.environ, TF_MULTINCA_MIRROR=str(mirror), TF_CPP_MIN_LOG_LEVEL='3')
+  work = tmp_path / 'run'
+  p = subprocess.run([sys.executable, '-m', 'tools.train_adversary',
+                      '--config=lizard_red_testing', f'--workdir={work}'], cwd=REPO, env=env,
+                     capture_output=True, text=True, timeout=300)
+  assert p.returncode == 0, p.stderr[-3000:]
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  tb = subprocess.Popen([sys.executable, '-m', 'tensorboard.main', '--logdir',
+                         str(work / 'tensorboard'), '--host', '127.0.0.1', '--port', str(port)],
+                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  url = f'http://127.0.0.1:{port}'
+  try:
+    deadline = time.time() + 60
+    while True:
+      try:
+        tags = json.loads(urllib.request.urlopen(f'{url}/data/plugin/scalars/tags',
+                                                 timeout=5).read())
+        break
+      except OSError:
+        assert time.time() < deadline and tb.poll() is None, 'tensorboard did not start'
+        time.sleep(0.5)
+    [run] = tags  # one run, named after the config
+    assert run == 'lizard_red_testing'
+    assert {t.split('/')[0] for t in tags[run]} >= {'train', 'takeover', 'weights', 'optim',
+                                                    'valid', 'eval'}
+    out = _node_test(['test/tensorboard.test.mjs'], tmp_path, 200,
+                     TF_MULTINCA_TB_URL=url, TF_MULTINCA_WEB_ARTIFACTS=str(artifacts))
+    assert '# fail 0' in out
+  finally:
+    tb.terminate()
+    tb.wait(timeout=30)
+  assert (artifacts / 'tensorboard_scalars.png').stat().st_size > 20000
+  # The run's evaluation strip, as TensorBoard shows it (eval/strip), with its step labels.
+  events = _last_image(work / 'tensorboard' / 'lizard_red_testing', 'eval/strip')
+  strip = artifacts / 'eval_strip_lizard_red_testing.png'
+  strip.write_bytes(events)
+  img = np.asarray(Image.open(strip).convert('RGB'))
+  assert img.shape[1] > 300
+  # The label band above the frames holds dark text on white.
+  assert (img[:12].min(axis=2) < 100).any()
+
+
+def _last_image(logdir, tag):
+  """The encoded PNG of the last image summary `tag` in `logdir`'s event files."""
+  acc = event_accumulator.EventAccumulator(str(logdir), size_guidance={'images': 0,
+                                                                       'tensors': 0})
+  acc.Reload()
+  tensor = acc.Tensors(tag)[-1].tensor_proto
+  return tensor.string_val[2]  # [width, height, png]

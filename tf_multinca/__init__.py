@@ -10,7 +10,12 @@ The public API: the models (`CAModel`, `MultiNCA`, `FixedMaskNCA`), the hub (`lo
 `Error`, the base class of every error of ours. The modules below hold the rest.
 """
 
-from tf_multinca import layout
+# Before anything imports TensorFlow: our binaries start without its C++ log lines.
+from tf_multinca import quiet as _quiet
+if _quiet.apply():
+  _quiet.import_tensorflow()
+
+from tf_multinca import layout  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tf_multinca.conventions import Convention, DISTILL, PAPER, get_convention
 from tf_multinca.errors import Error
 from tf_multinca.export import export as export_model

@@ -11,10 +11,12 @@ loss; 4 a lost worker of a multi-worker job (rerun every worker to resume); 130 
 (Ctrl-C). Anything else is a bug and keeps its traceback.
 """
 
+import logging as std_logging
 import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from tf_multinca import errors
 
@@ -53,6 +55,11 @@ def run(main, module=None):
       flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
   def wrapped(argv):
+    if not flags.FLAGS['verbosity'].present:
+      # Our own lines only: absl's and TensorFlow's INFO chatter (checkpoint sharding, assets
+      # written) unless --verbosity asks for it; `quiet` did the same for TF's C++ logs.
+      logging.set_verbosity(logging.WARNING)
+      std_logging.getLogger('tensorflow').setLevel(std_logging.WARNING)
     try:
       return main(argv) or 0
     except app.UsageError as e:
