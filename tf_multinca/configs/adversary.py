@@ -60,7 +60,13 @@ def lizard_red():
       # (lizard_red: 0.009-0.013 before it, 0.004 / 0.003 after 250 / 500 steps of it, with a
       # tail of bad seeds on 32 seeds: 0.0050 +- 0.0059 against the published 0.0031; the 10 %
       # spray: 0.048 at 3000, 0.014 at 3250 and 3500, MSE 0.020 at the end).
-      steps=4500)
+      steps=4500,
+      # Every sample in the gradient, not the paper's outlier rule (loss > 5x the batch mean is
+      # dropped): with 'expired' replacement a sample whose square died stays in the pool for
+      # its whole life, and as an outlier it never taught the adversary anything. With the
+      # paper's rule (4500 steps): outliers dropped in 22-34 % of the steps after step 1000,
+      # and the square died in 5 of 32 evaluation seeds (27/32 complete, MSE 0.0085).
+      outlier_factor=0.0)
 
 
 def lizard_red_spray():
@@ -73,7 +79,8 @@ def lizard_red_spray():
   # 250 / 500 / 750 / 1000 steps (the larger lr undid the square adversary's drawing).
   return lizard_red().replace(
       description='paper: persistent lizard -> red lizard, spray 10 %', injection='spray:0.1',
-      compare_with='paper/lizard/virus/lizard_persist_to_red_virusrate_10%')
+      compare_with='paper/lizard/virus/lizard_persist_to_red_virusrate_10%',
+      outlier_factor=5.0)  # what the committed entry was trained with (not lizard_red's 0)
 
 
 def lizard_no_tail():
@@ -99,11 +106,13 @@ def bug_to_butterfly():
 
 def _grow_to_persist(**kwargs):
   # Fig. 14: the organism decays after some steps; the adversary must keep the shape the
-  # original reached at injection. The loss starts earlier (the organism decays within
-  # 60..140 steps after injection) and the pool must not outlive the window of interest.
-  return PAPER_ADVERSARY.replace(l1_start=20, l2_start=20, max_age=400,
-                                 replace_policy='worst',  # what was measured for these
-                                 **kwargs)
+  # original reached at injection, so the target loss starts at age 20, long before the
+  # organism decays (60..140 steps after injection). Otherwise the paper's common setting,
+  # 'expired' pool and N_old from age 150 included: with 'worst' replacement, max_age 400 and
+  # N_old from age 20 (lizard, 2000 steps) the adversary overgrew the organism as the static
+  # one did with N_old from 64 (835 alive cells against the published 588, MSE 0.0259
+  # against 0.0036 at age 500), and ages past 400 were never trained.
+  return PAPER_ADVERSARY.replace(l1_start=20, steps=4500, **kwargs)
 
 
 def lizard_grow_to_persist():
