@@ -27,8 +27,8 @@ def grow_models(models, workdir, steps=200, batch=4, seed=0, zoom=4):
     stem = name.replace('/', '_').replace('%', 'pct')
     png = render.save_png(render.tile(render.zoom(render.state_to_rgb(x, conv), zoom), pad=2),
                           workdir / f'{stem}.png')
-    frames = [render.tile(render.zoom(render.state_to_rgb(s, conv), zoom), pad=2)
-              for _, s in kept]
+    frames = [render.title(render.tile(render.zoom(render.state_to_rgb(s, conv), zoom), pad=2),
+                           f't = {t}') for t, s in kept]
     gif = render.save_gif(frames, workdir / f'{stem}.gif')
     line = f'{name} ({conv.name}, {steps} steps): {png}, {gif}'
     target = _target_of(name)
