@@ -1,5 +1,10 @@
 """The fast single and Multiple NCA steps against the readable ones and tests/npref.py."""
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,6 +14,8 @@ from test_model import random_state, random_weights
 from test_multi import random_multi_state
 from tf_multinca import CAModel, fast, multi, perception
 from tf_multinca import bench
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 FAST = ['sparse', 'dense']
 TOL = 1e-5
@@ -308,3 +315,23 @@ def test_mixed_bfloat16_steps_near_float32_and_not_equal():
   assert 0 < diff < 0.05 * max(1.0, np.abs(ya).max()), diff
   with pytest.raises(ValueError, match='precision'):
     CAModel(precision='float16')
+
+
+@pytest.mark.slow
+def test_bench_binary_times_a_job_to_its_result(tmp_path, mirror):
+  out = tmp_path / 'bench.txt'
+  env = dict(os.environ, TF_MULTINCA_MIRROR=str(mirror), TF_CPP_MIN_LOG_LEVEL='3')
+  p = subprocess.run([sys.executable, '-m', 'tools.bench', '--kinds=',
+                      '--jobs=lizard_red_testing', '--job_steps=3', f'--out={out}'],
+                     cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert p.returncode == 0, p.stderr[-3000:]
+  table = out.read_text()
+  assert table.startswith('time to result\nconfig ')
+  [row] = [l for l in table.splitlines() if l.startswith('lizard_red_testing')]
+  steps, validations, s_per_step, final_s, full = row.split()[1:6]
+  # 3 of the config's 6 steps, validating every 3: one validation among them.
+  assert (steps, validations, full) == ('3', '1', '6')
+  assert float(s_per_step) > 0 and float(final_s) > 0
+  bad = subprocess.run([sys.executable, '-m', 'tools.bench', '--kinds=', '--jobs=nope'],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+  assert bad.returncode == 2 and '--jobs must be named configs' in bad.stderr

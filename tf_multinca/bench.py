@@ -37,6 +37,7 @@ from tf_multinca import metrics
 from tf_multinca import multi
 from tf_multinca import pretrained
 from tf_multinca import targets
+from tf_multinca import text
 from tf_multinca.training import loop
 
 keras = tf.keras
@@ -402,3 +403,68 @@ def run_benchmark(kinds=KINDS, batches=(1, 6, 64), sizes=(48, 96), repeats=5, mi
         rows.append(row)
         log(format_table([row], peak).splitlines()[2])
   return peak, rule_rate, rows
+
+
+# ----------------------------------------------------------------------------------------------
+# Time to result: what a researcher waits for, not one step.
+
+@dataclasses.dataclass
+class JobRow:
+  """N train steps of a named config, through the real training loop, validation included.
+
+  Attributes:
+    config: the config's name.
+    steps: train steps timed.
+    validations: validations among them (the config's `eval_every`).
+    train_s: wall time of those steps, validations included (the loop's own clock).
+    s_per_step: `train_s / steps`.
+    final_s: the run's end: final evaluation, the published adversary's and the export.
+    full_steps: the config's `steps`.
+    projected_s: the whole run at this rate: `s_per_step * full_steps + final_s`.
+    load_before, load_after: the 1-minute load average around the row.
+  """
+  config: str
+  steps: int
+  validations: int
+  train_s: float
+  s_per_step: float
+  final_s: float
+  full_steps: int
+  projected_s: float
+  load_before: float
+  load_after: float
+
+
+def time_job(config_name, steps=None, workdir=None):
+  """Times `steps` train steps of `config_name` (default: its `eval_every`, so that one
+  validation falls in them as often as in the full run; 100 without validation) in a fresh
+  workdir, then its final evaluation and export.
+
+  Returns:
+    `JobRow`.
+  """
+  config = configs.get_config(config_name)
+  steps = steps or config.eval_every or 100
+  timed = config.replace(steps=steps)
+  workdir = workdir or tempfile.mkdtemp(prefix=f'bench_{config_name}_')
+  load_before = load_avg()
+  doc = loop.train(timed, workdir, log=lambda *_: None)
+  train_s = float(doc['wall_s_this_session'])
+  per_step = train_s / steps
+  final_s = float(doc['eval_wall_s'])
+  return JobRow(config_name, steps, steps // config.eval_every if config.eval_every else 0,
+                train_s, per_step, final_s, config.steps, per_step * config.steps + final_s,
+                load_before, load_avg())
+
+
+def format_jobs(rows):
+  """Job rows as a text table."""
+  lines = [f'{"config":<22} {"steps":>5} {"valid.":>6} {"s/step":>7} {"final s":>8} '
+           f'{"full run":>9} {"projected":>10} {"load":>10}']
+  for r in rows:
+    lines.append(f'{r.config:<22} {r.steps:>5} {r.validations:>6} {r.s_per_step:>7.3f} '
+                 f'{r.final_s:>8.1f} {r.full_steps:>9} {text.hms(r.projected_s):>10} '
+                 f'{r.load_before:>4.2f}-{r.load_after:<4.2f}')
+  lines.append('s/step includes the validations of the timed steps; projected = s/step x the '
+               "config's steps + the final evaluation and export.")
+  return '\n'.join(lines)

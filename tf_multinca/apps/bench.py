@@ -2,6 +2,7 @@ r"""Throughput of the NCA steps: cell-updates/s, GFLOP/s and % of the measured m
 
     TF_MULTINCA_MIRROR=../shared/mirror python -m tools.bench
     python -m tools.bench --kinds=multi2 --batches=6,64 --sizes=48 --impl=reference
+    python -m tools.bench --kinds= --jobs=lizard_red,nca_growing     # time to result
 
 Needs the published lizard weights (grown states are realistic). Figures are medians of
 `--repeats` timings after warm-up; the load average around each row is printed because the
@@ -14,7 +15,10 @@ import pathlib
 from absl import app
 from absl import flags
 
+from tf_multinca import bench
 from tf_multinca import binary
+from tf_multinca import configs
+from tf_multinca import fileio as io
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('kinds', ['single', 'multi2', 'multi3', 'train', 'trainer'],
@@ -36,6 +40,11 @@ flags.DEFINE_enum('baseline', None, ['reference', 'dense', 'sparse'],
                   'print its ms/step and the speedup (before / after under the same load)')
 flags.DEFINE_bool('xla_masks', True, 'compile the masking of the fast MultiNCA forms with XLA')
 flags.DEFINE_string('out', None, 'also write the table to this file')
+flags.DEFINE_list('jobs', [], 'time to result: named configs (e.g. lizard_red,nca_growing) '
+                  'trained for --job_steps through the real loop, validation included, with '
+                  'the whole run projected from it')
+flags.DEFINE_integer('job_steps', None, 'train steps per --jobs row (default: each config\'s '
+                     'eval_every, so its validations count as in the full run)', lower_bound=1)
 
 
 def _positive_ints(values, multiple=1):
@@ -55,9 +64,19 @@ for _name in ('sizes', 'train_sizes'):
                            'organisms tiled on the grid), e.g. 48,96')
 
 
+flags.register_validator('jobs', lambda v: all(n in configs.names() for n in v),
+                         message='--jobs must be named configs (python -m tools.train_adversary '
+                         '--list_configs, python -m tools.train_nca --list_configs)')
+flags.register_validator('kinds', lambda v: all(k in bench.KINDS for k in v),
+                         message='--kinds must be some of ' + ', '.join(bench.KINDS) +
+                         ' (or empty with --jobs)')
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not FLAGS.kinds and not FLAGS.jobs:
+    raise app.UsageError('nothing to time: give --kinds and/or --jobs')
   if FLAGS.out:  # before the benchmark runs, not after
     out = pathlib.Path(FLAGS.out)
     parent = out.parent if str(out.parent) else pathlib.Path('.')
@@ -68,13 +87,22 @@ def main(argv):
   kwargs = {'impl': FLAGS.impl} if FLAGS.impl else {}
   if not FLAGS.xla_masks:
     kwargs['xla_masks'] = False
-  peak, rule_rate, rows = bench.run_benchmark(
-      FLAGS.kinds, ints(FLAGS.batches), ints(FLAGS.sizes), FLAGS.repeats, FLAGS.min_seconds,
-      kwargs, ints(FLAGS.train_batches), ints(FLAGS.train_sizes), FLAGS.train_repeats,
-      {'impl': FLAGS.baseline} if FLAGS.baseline else None)
-  table = bench.format_table(rows, peak, rule_rate,
-                             title=f'impl={FLAGS.impl or "default"} '
-                             f'xla_masks={FLAGS.xla_masks} baseline={FLAGS.baseline}')
+  tables = []
+  if FLAGS.kinds:
+    peak, rule_rate, rows = bench.run_benchmark(
+        FLAGS.kinds, ints(FLAGS.batches), ints(FLAGS.sizes), FLAGS.repeats, FLAGS.min_seconds,
+        kwargs, ints(FLAGS.train_batches), ints(FLAGS.train_sizes), FLAGS.train_repeats,
+        {'impl': FLAGS.baseline} if FLAGS.baseline else None)
+    tables.append(bench.format_table(rows, peak, rule_rate,
+                                     title=f'impl={FLAGS.impl or "default"} '
+                                     f'xla_masks={FLAGS.xla_masks} baseline={FLAGS.baseline}'))
+  if FLAGS.jobs:
+    jobs = []
+    for name in FLAGS.jobs:
+      jobs.append(bench.time_job(name, FLAGS.job_steps))
+      print(bench.format_jobs(jobs[-1:]).splitlines()[1], flush=True)
+    tables.append('time to result\n' + bench.format_jobs(jobs))
+  table = '\n\n'.join(tables)
   print(table)
   if FLAGS.out:
     io.write_text(FLAGS.out, table + '\n')
