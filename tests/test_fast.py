@@ -103,7 +103,6 @@ def test_sparse_runs_rules_only_where_they_apply():
   x = tf.zeros([2, 8, 8, 17])
   np.testing.assert_array_equal(multi.MultiNCA(rules)(x, fire_rate=1.0).numpy(), x.numpy())
   # The rows of a rule are the cells with a non-zero coefficient; others get exactly 0.
-  state = tf.random.uniform([1, 1, 5, 17])
   coef = tf.constant([[1, 0], [0, 0], [0.5, 0.5], [0, 1], [0, 0]], tf.float32)
   d = fast.sparse_multi_update(tf.zeros([1, 1, 5, 17]), coef, rules, 1.0)
   assert not d.numpy()[[1, 4]].any()

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import npref
 from test_model import random_weights
-from tf_multinca import CAModel, injection, layout, metrics, multi
+from tf_multinca import CAModel, injection, metrics, multi
 from tf_multinca import pretrained, rollout
 
 CONVENTIONS = ['distill', 'paper']

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tf_multinca import hub, pretrained, rollout, takeover, targets
 

@@ -1,6 +1,5 @@
 """tools.reproduce end to end on testing configs, and the committed results zoo itself."""
 
-import json
 import os
 import pathlib
 import subprocess
