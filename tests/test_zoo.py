@@ -225,3 +225,29 @@ def test_report_writes_the_perturbation_table_and_figure(tmp_path):
 def test_durations_read_as_hours_minutes_seconds():
   assert text.hms(3725.4) == '1:02:05' and text.hms(59.6) == '0:01:00'
   assert text.hms(None) == '-' and text.hms(float('inf')) == '?' and text.hms(float('nan')) == '?'
+
+
+def _paper_rows():
+  return [{'regime': regime, 'rate': rate, 'weight_distance': d, 'cosine_similarity': c}
+          for regime, cells in report.PAPER_FIG15.items() for rate, (d, c, _) in cells.items()]
+
+
+def test_the_fig15_claims_hold_on_the_papers_own_table():
+  claims = report.perturbation_claims(_paper_rows())
+  assert len(claims) == 5 and all(c.holds for c in claims), [c for c in claims if not c.holds]
+
+
+def test_a_fig15_claim_that_fails_or_lacks_cells_says_why():
+  rows = _paper_rows()
+  for r in rows:  # the penalty no longer helps the copied init at 25 %
+    if r['regime'] == 'perturbation_copy_l3' and r['rate'] == 0.25:
+      r['weight_distance'] = 0.5
+  claims = {c.text: c for c in report.perturbation_claims(rows)}
+  copy = claims['copy init: the penalty gives a smaller |dw| and a larger cosine at every rate']
+  assert not copy.holds and copy.detail.startswith('25 %: |dw| 0.500 vs 0.130')
+  assert not claims['perturbation_copy_l3: |dw| grows as the injected share falls'].holds
+  assert claims['random init: the penalty gives a smaller |dw| and a larger cosine at every '
+                'rate'].holds
+  partial = [r for r in _paper_rows() if r['rate'] != 0.05 or r['regime'] != 'perturbation_random']
+  far = report.perturbation_claims(partial)[-1]
+  assert not far.holds  # a missing cell is not a claim shown
