@@ -80,7 +80,10 @@ def lizard_red_spray():
   return lizard_red().replace(
       description='paper: persistent lizard -> red lizard, spray 10 %', injection='spray:0.1',
       compare_with='paper/lizard/virus/lizard_persist_to_red_virusrate_10%',
-      outlier_factor=5.0)  # what the committed entry was trained with (not lizard_red's 0)
+      # The paper's outlier rule, unlike lizard_red: without it (4500 steps, session 5) the
+      # spray was worse, MSE 0.0155 against 0.0137 with it (32 seeds; complete 32/32 both):
+      # a spray leaves no failed takeover for the rule to hide, and its outliers are noise.
+      outlier_factor=5.0)
 
 
 def lizard_no_tail():
