@@ -64,6 +64,13 @@ def test_bad_overrides_name_the_field(override, message):
     configs.get_config('lizard_red', [override])
 
 
+def test_stop_loss_needs_validations():
+  # The criterion is read on the validation score; without validations it would never act.
+  with pytest.raises(configs.ConfigError, match='stop_loss.*eval_every'):
+    configs.get_config('lizard_red', ['stop_loss=0.01', 'eval_every=0'])
+  assert configs.get_config('lizard_red', ['stop_loss=0.01']).stop_loss == 0.01
+
+
 def test_unknown_config_lists_names():
   with pytest.raises(configs.ConfigError, match='lizard_red'):
     configs.get_config('lizard_green')

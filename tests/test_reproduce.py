@@ -1,5 +1,6 @@
 """tools.reproduce end to end on testing configs, and the committed results zoo itself."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -88,6 +89,9 @@ def test_reproduce_the_perturbation_sweep_into_cells(tmp_path):
     assert r.overrides[0] == 'injection=spray:0.5' and r.config['injection'] == 'spray:0.5'
     assert not reproduce.config_diff(r.config, configs.get_config(r.config_name, r.overrides))
     assert (work / name / 'metrics.json').is_file()
+    # The loss a cell ends with is the validation score of the weights it kept.
+    doc = json.loads((work / name / 'metrics.json').read_text())
+    assert doc['best']['used'] and r.training.final_loss == doc['best']['valid_score']
   table = (results / 'perturbation' / 'table.csv').read_text().splitlines()
   assert len(table) == 3 and table[0].startswith('regime,rate,steps')
   assert 'fig. 15' in (results / 'REPORT.md').read_text()

@@ -302,6 +302,23 @@ def test_workdir_from_before_a_new_field_resumes(tmp_path, mirror, monkeypatch):
     loop.Trainer(c.replace(pretrain_steps=2), work, log=lambda m: None)
 
 
+def test_stop_loss_stops_at_a_validation_not_at_a_young_batch(tmp_path, mirror, monkeypatch):
+  monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
+  # A copied adversary's first batches are younger than l1_start (zero loss): a criterion on
+  # the training loss would stop at the first log window (step 1). The validation at step 3
+  # is the first point where it may stop; with a bar no score meets, it trains to the cap.
+  c = configs.get_config('perturbation_copy_l3_testing', [
+      'injection=spray:0.5', 'steps=8', 'log_every=1', 'eval_every=3', 'l1_start=30',
+      'stop_loss=1e6'])
+  lines = []
+  doc = loop.Trainer(c, tmp_path / 'stop', log=lines.append).run()
+  assert doc['steps'] == 3 and doc['stopped_early'], lines
+  assert any('stop_loss' in line and 'step 3' in line for line in lines), lines
+  assert doc['best']['step'] == 3
+  doc = loop.Trainer(c.replace(stop_loss=1e-9), tmp_path / 'cap', log=lambda m: None).run()
+  assert doc['steps'] == 8 and not doc['stopped_early']
+
+
 def test_best_validated_weights_survive_resume_and_are_exported(tmp_path, mirror, monkeypatch):
   monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
   # A learning rate far too high: the first step is the best and later ones are worse.

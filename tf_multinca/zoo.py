@@ -143,7 +143,9 @@ class Training:
     s_per_step: `wall_s / steps`.
     best_step: the step of the validated weights kept (None: the last step's).
     machine: where it ran (cores, processor).
-    final_loss: the mean training loss of the last log window (None where not recorded).
+    final_loss: the validation score of the weights kept (the objective at the last age, the
+      `stop_loss` criterion), else the mean training loss of the last log window (None
+      where not recorded).
     stopped_early: whether the run stopped at its `stop_loss` criterion before its step cap.
   """
   steps: int

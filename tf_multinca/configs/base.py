@@ -113,8 +113,11 @@ class TrainConfig:
   lr_decay_steps: int = 1000  # step_decay: the period in steps.
   grad_norm: bool = True  # Normalise each variable's gradient to unit L2 norm (Distill).
   steps: int = 2000  # Train steps of the whole run.
-  stop_loss: float = 0.0  # Stop early once the mean loss of the last log_every steps is below
-  # this (fig. 15 trains until the loss is < 0.01); 0 disables.
+  stop_loss: float = 0.0  # Stop early once a validation's score (the objective at the
+  # evaluation's last step, see keep_best) is below this; needs eval_every; 0 disables. Fig. 15
+  # trains until the loss is < 0.01. Read on the validation, not on the training loss: a pool
+  # batch mixes ages 0..max_age, and one younger than l1_start has a zero loss (a copied
+  # adversary's first log window has a mean loss of 0, and would stop the run at step 10).
   seed: int = 0  # Seed of the run's tf.random.Generator (pool, injections, fire masks).
 
   # --- Checkpoints, logs and evaluation.
@@ -291,6 +294,8 @@ def validate(c):
   _check(c.lr_decay_steps >= 1, 'lr_decay_steps', 'must be >= 1')
   _check(c.steps >= 1, 'steps', 'must be >= 1')
   _check(c.stop_loss >= 0, 'stop_loss', 'must be >= 0 (0 disables)')
+  _check(not c.stop_loss or c.eval_every, 'stop_loss',
+         'is read on the validations: set eval_every > 0 too, or stop_loss=0')
   for f in ('log_every', 'summary_every', 'image_every', 'checkpoint_every', 'keep_checkpoints',
             'eval_seeds'):
     _check(getattr(c, f) >= 1, f, 'must be >= 1')

@@ -297,7 +297,7 @@ class Trainer:
     t0 = time.time()
     wall_before = float(self.wall_s.numpy())
     recent = []
-    last_mean = None  # the mean loss of the last log window (stop_loss's criterion)
+    last_mean = None  # the mean training loss of the last log window (metrics.json)
     last_ckpt = start_step
     stopped_early = False
     out = None
@@ -336,14 +336,15 @@ class Trainer:
         parts += ')'
         self.log(f'step {step}/{c.steps}: {parts}, {rate:.2f} s/step, ETA '
                  f'{text.hms(rate * (c.steps - step))}')
-        if c.stop_loss and mean < c.stop_loss:
-          self.log(f'mean loss {mean:.5f} < stop_loss {c.stop_loss}: stopping at step {step}')
-          stopped_early = True
         recent = []
       # Pre-training weights are not validated: they have not learnt the takeover yet.
-      if (c.eval_every and (step % c.eval_every == 0 or step == c.steps or stopped_early)
+      if (c.eval_every and (step % c.eval_every == 0 or step == c.steps)
           and not self._pretraining(step - 1)):
-        self.validate(writer, step)
+        score = self.validate(writer, step)['score']
+        if c.stop_loss and score < c.stop_loss and step < c.steps:
+          self.log(f'validation score {score:.5f} < stop_loss {c.stop_loss}: stopping at '
+                   f'step {step}')
+          stopped_early = True
       if step % c.checkpoint_every == 0 or step == c.steps or stopped_early:
         self.wall_s.assign(wall_before + time.time() - t0)
         self.checkpoints.save(step)

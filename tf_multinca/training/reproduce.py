@@ -111,6 +111,16 @@ class Cell:
   config: configs.TrainConfig
 
 
+def _final_loss(doc):
+  """The loss a run ends with, from its metrics.json: the validation score of the weights it
+  kept (the `stop_loss` criterion's measure), else the mean training loss of its last log
+  window (a run without validations)."""
+  best = doc.get('best') or {}
+  if best.get('used') and best.get('valid_score') is not None:
+    return float(best['valid_score'])
+  return doc.get('final_train_loss')
+
+
 def spray_entry(regime, rate):
   """'perturbation/<regime>/spray_<pct>pct' of a fig. 15 cell."""
   return f'{PERTURBATION}/{regime}/spray_{rate * 100:g}pct'
@@ -259,7 +269,7 @@ def collect(name, config, run_dir, results_dir=None, seeds=EVAL_SEEDS, log=print
       commits=tuple(loop.read_provenance(run_dir)['commits'] or ['unknown']),
       training=zoo.Training(steps=steps, wall_s=wall, s_per_step=wall / steps if wall else None,
                             best_step=best.get('step') if best.get('used') else None,
-                            machine=_machine(), final_loss=doc.get('final_train_loss'),
+                            machine=_machine(), final_loss=_final_loss(doc),
                             stopped_early=bool(doc.get('stopped_early'))),
       protocol=protocol, ours=ours.evaluation,
       published=published.evaluation if published else None, control=control.evaluation,
