@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from test_model import random_weights
-from tf_multinca import CAModel, configs, hub, registry, saved_model, weights_file
+from tf_multinca import CAModel, configs, hub, metrics, registry, saved_model, weights_file
 from tf_multinca import model as model_lib
 from tf_multinca.pretrained import formats
 from tf_multinca.training import pool as pool_lib, schedules
@@ -157,3 +157,51 @@ def test_adversary_init_from_another_model(tmp_path, monkeypatch):
                                    start.get_rule_weights()) == 0.0
   with pytest.raises(configs.ConfigError, match='from:NAME'):
     configs.get_config('lizard_red_testing', ['adversary_init=warm'])
+
+
+def test_target_and_old_equal_the_readable_losses():
+  # One projection of the channels gives exactly the slices' values (a 0/1 matrix product).
+  from test_multi import random_multi_state
+  for k in (2, 3):
+    x = tf.constant(random_multi_state(4, k, (3, 10, 10)))
+    target = tf.random.stateless_uniform([10, 10, 4], [1, k])
+    lt, old, rgba = metrics.target_and_old(x, target)
+    np.testing.assert_allclose(lt, metrics.target_loss(x, target), rtol=1e-6)
+    np.testing.assert_allclose(old, metrics.old_cells(x), rtol=1e-6)
+    np.testing.assert_array_equal(rgba, metrics.rgba_view(x))
+
+
+@pytest.mark.parametrize('overrides', [[], ['l_outside=1e-3', 'l1_schedule=sigmoid',
+                                            'l2_start=1']])
+def test_train_step_losses_are_the_weighted_per_step_losses(tmp_path, monkeypatch, mirror,
+                                                            overrides):
+  # The rollout accumulates its losses as it goes; a readable loop that keeps every step's
+  # L_target and N_old and weights them afterwards must give the same per-sample losses.
+  monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
+  c = configs.get_config('lizard_red_testing', ['l1_start=3'] + overrides)
+  t = loop.Trainer(c, tmp_path / 'run', log=lambda m: None)
+  t.restore_or_init()
+  step = t.train_step_fn
+  _, x0, _ = t.samples.batch(False)
+  ages = tf.constant([0, 2], tf.int32)
+  noise = tf.random.stateless_uniform([5] + x0.shape[:3] + [2], [3, 4])
+  x, per_sample, part_target, part_old = step.rollout(x0, noise, ages)
+  x_ref, lts, olds = x0, [], []
+  for i in range(5):
+    x_ref = t.net(x_ref, fire_rate=c.fire_rate, noise=noise[i])
+    lts.append(metrics.target_loss(x_ref, step.target))
+    old = c.l2 * metrics.old_cells(x_ref)
+    if c.l_outside:
+      alpha = tf.nn.relu(tf.reduce_sum(x_ref[..., 15:], -1))
+      old += c.l_outside * tf.reduce_sum(alpha * step.outside, [1, 2])
+    olds.append(old)
+  n = ages.numpy()[None, :] + np.arange(1, 6)[:, None]
+  w1 = schedules.normalised_weights(n, c.l1_schedule, c.l1_start, c.l1_end, c.l1_width)
+  w2 = schedules.normalised_weights(n, c.l2_schedule, c.l2_start, c.l2_end, c.l2_width)
+  want_target = c.l1 * tf.reduce_sum(w1 * tf.stack(lts), 0)
+  want_old = tf.reduce_sum(w2 * tf.stack(olds), 0)
+  assert float(tf.reduce_max(tf.abs(x - x_ref))) < 1e-5
+  np.testing.assert_allclose(part_target, want_target, rtol=1e-5, atol=1e-9)
+  np.testing.assert_allclose(part_old, want_old, rtol=1e-5, atol=1e-9)
+  np.testing.assert_allclose(per_sample, want_target + want_old, rtol=1e-5, atol=1e-9)
+  assert float(part_target[1]) > 0 and float(part_old[1]) > 0  # both terms are exercised

@@ -20,8 +20,18 @@ every cell and multiply most results by zero. Here:
   the readable step: the wasm backend rejects this form's fused matmul with a 2-D bias.
 
 Both are differentiable exactly where the readable step is (gather and scatter pass gradients).
+
+A rollout (a training step's) prepares the rules' matrices once (`prepare_multi`,
+`prepare_single`: the re-indexed, perception-composed first layer and the multi-layout second
+layer) and passes them to every step: inside the loop they would be rebuilt, and in the
+gradient accumulated, at every step. On a static grid the neighbourhoods are read through a
+constant table of neighbour offsets (`neighbour_table`) instead of per-step index arithmetic.
 """
 
+import dataclasses
+import functools
+
+import numpy as np
 import tensorflow as tf
 
 from tf_multinca import layout
@@ -119,6 +129,21 @@ def _hidden(p, w1, b1, precision='float32'):
   return tf.nn.relu(tf.nn.bias_add(_matmul(p, w1, precision), b1))
 
 
+@functools.lru_cache(maxsize=32)
+def neighbour_table(h, w, padding):
+  """`[H * W, 9]` int64: the flat index (`y * W + x`) of each cell's 3x3 neighbours, tap
+  `3 * dy + dx`; a neighbour outside a 'zeros' grid is `H * W` (a zero row the caller appends).
+  Built once per grid at trace time (NumPy here, never in the step)."""
+  y, x = np.divmod(np.arange(h * w), w)
+  dy = np.array([-1, -1, -1, 0, 0, 0, 1, 1, 1])
+  dx = np.array([-1, 0, 1, -1, 0, 1, -1, 0, 1])
+  ny, nx = y[:, None] + dy, x[:, None] + dx
+  if padding == 'circular':
+    return (np.mod(ny, h) * w + np.mod(nx, w)).astype(np.int64)
+  inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+  return np.where(inside, ny * w + nx, h * w).astype(np.int64)
+
+
 def neighbourhoods(state, idx, padding):
   """The 3x3 neighbourhoods of the cells `idx`, without padding the grid.
 
@@ -130,6 +155,18 @@ def neighbourhoods(state, idx, padding):
   Returns:
     `[N, 9, C]`, tap `3 * dy + dx` (row-major, as the perception kernels).
   """
+  h, w, c = state.shape[1], state.shape[2], state.shape[-1]
+  if h is not None and w is not None:
+    # A static grid: one gather from the constant neighbour table, a few ops per step. On a
+    # 'zeros' grid each sample's rows get one zero row appended, which outside taps read.
+    table = tf.constant(neighbour_table(h, w, padding))
+    b, r = idx // (h * w), idx % (h * w)
+    rows_per_sample = h * w if padding == 'circular' else h * w + 1
+    flat = tf.reshape(state, [-1, h * w, c])
+    if padding != 'circular':
+      flat = tf.concat([flat, tf.zeros_like(flat[:, :1])], 1)
+    rows = tf.gather(table, r) + (b * rows_per_sample)[:, None]
+    return tf.gather(tf.reshape(flat, [-1, c]), rows)
   shape = tf.shape(state, out_type=tf.int64)
   h, w = shape[1], shape[2]
   b, r = idx // (h * w), idx % (h * w)
@@ -142,7 +179,7 @@ def neighbourhoods(state, idx, padding):
   else:
     inside = tf.logical_and(tf.logical_and(y >= 0, y < h), tf.logical_and(x >= 0, x < w))
     y, x = tf.clip_by_value(y, 0, h - 1), tf.clip_by_value(x, 0, w - 1)
-  nb = tf.gather(tf.reshape(state, [-1, state.shape[-1]]), b[:, None] * h * w + y * w + x)
+  nb = tf.gather(tf.reshape(state, [-1, c]), b[:, None] * h * w + y * w + x)
   if inside is not None:
     nb *= tf.cast(inside, nb.dtype)[..., None]
   return nb
@@ -179,7 +216,46 @@ def perceiving_layer(w1, channels, angle=0.0):
   return tf.reshape(w, [9 * channels, n])
 
 
-def sparse_multi_update(state, coef, rules, step_size, angle=0.0, padding='zeros'):
+@dataclasses.dataclass(frozen=True)
+class PreparedRule:
+  """One rule's matrices as the sparse step multiplies by them (`prepare_multi`,
+  `prepare_single`), built once per rollout rather than at every step.
+
+  Attributes:
+    w1: `[9 C, 128]` the first layer composed with the perception (`perceiving_layer`), in
+      the state's layout (multi: re-indexed by `multi_first_layer`).
+    b1: `[128]`.
+    w2: `[128, C]` the second layer, writing the state's layout (multi: `multi_kernel`).
+    b2: `[C]`.
+    precision: the rule's matmul precision.
+  """
+  w1: tf.Tensor
+  b1: tf.Tensor
+  w2: tf.Tensor
+  b2: tf.Tensor
+  precision: str
+
+
+def prepare_multi(rules, angle=0.0):
+  """The k rules' `PreparedRule`s for `sparse_multi_update` on the multi layout at `angle`."""
+  k = len(rules)
+  out = []
+  for i, r in enumerate(rules):
+    w1, b1 = multi_first_layer(r, k)
+    w2, b2 = multi_kernel(r, i, k)
+    out.append(PreparedRule(perceiving_layer(w1, layout.multi_channels(k), angle), b1, w2, b2,
+                            r.precision))
+  return tuple(out)
+
+
+def prepare_single(rule, angle=0.0):
+  """`rule`'s `PreparedRule` for `sparse_single_update` at `angle`."""
+  w1, b1, w2, b2 = rule_matrices(rule)
+  return PreparedRule(perceiving_layer(w1, rule.channel_n, angle), b1, w2, b2, rule.precision)
+
+
+def sparse_multi_update(state, coef, rules, step_size, angle=0.0, padding='zeros',
+                        prepared=None):
   """`state + sum_i coef_i * rule_i * step_size` in the multi layout, each rule only where needed.
 
   Args:
@@ -190,26 +266,26 @@ def sparse_multi_update(state, coef, rules, step_size, angle=0.0, padding='zeros
     step_size: scalar.
     angle: perception angle.
     padding: the grid edge, 'zeros' or 'circular'.
+    prepared: `prepare_multi(rules, angle)`, built once for a rollout; None builds it here.
 
   Returns:
     `[B * H * W, 15 + k]`.
   """
   k = len(rules)
   channels = layout.multi_channels(k)
+  prepared = prepare_multi(rules, angle) if prepared is None else prepared
   rows = [tf.where(tf.not_equal(coef[:, i], 0.0)) for i in range(k)]  # [N_i, 1] int64 each
   # One gather of the neighbourhoods of every rule's rows, then one MLP per rule whose first
   # layer includes the perception.
   nb = neighbourhoods(state, tf.concat(rows, 0)[:, 0], padding)
   nb = tf.split(tf.reshape(nb, [-1, 9 * channels]), tf.stack([tf.shape(r)[0] for r in rows]))
   deltas = []
-  for i, r in enumerate(rules):
-    w1, b1 = multi_first_layer(r, k)
-    w2, b2 = multi_kernel(r, i, k)
-    h = _hidden(nb[i], perceiving_layer(w1, channels, angle), b1, r.precision)
+  for i, p in enumerate(prepared):
+    h = _hidden(nb[i], p.w1, p.b1, p.precision)
     # Same order of products as the readable step: (rule * step) * fire * weight.
     c = tf.gather_nd(coef[:, i], rows[i])[:, None]
-    deltas.append(tf.nn.bias_add(_matmul(h, w2, r.precision), b2) * step_size * c)
-  flat = tf.reshape(state, [-1, layout.multi_channels(k)])
+    deltas.append(tf.nn.bias_add(_matmul(h, p.w2, p.precision), p.b2) * step_size * c)
+  flat = tf.reshape(state, [-1, channels])
   # Rows of different rules may coincide (a cell two rules grow into): the updates add up.
   return tf.tensor_scatter_nd_add(flat, tf.concat(rows, 0), tf.concat(deltas, 0))
 
@@ -229,21 +305,22 @@ def dense_multi_update(state, p, coef, rules, step_size):
   return state
 
 
-def sparse_single_update(x, need, rule, step_size, angle=0.0):
+def sparse_single_update(x, need, rule, step_size, angle=0.0, prepared=None):
   """`x + rule(perceive(x)) * step_size` on the cells where `need` is set, `x` elsewhere.
 
   Args:
     x: `[B, H, W, C]` single-layout state.
     need: `[B * H * W]` bool.
     rule: the `CAModel` (its grid edge pads the perception).
+    prepared: `prepare_single(rule, angle)`, built once for a rollout; None builds it here.
 
   Returns:
     `[B * H * W, C]`.
   """
-  w1, b1, w2, b2 = rule_matrices(rule)
+  p = prepare_single(rule, angle) if prepared is None else prepared
   idx = tf.where(need)  # [N, 1] int64
   nb = neighbourhoods(x, idx[:, 0], rule.convention.padding)
   nb = tf.reshape(nb, [-1, 9 * rule.channel_n])
-  h = _hidden(nb, perceiving_layer(w1, rule.channel_n, angle), b1, rule.precision)
-  d = tf.nn.bias_add(_matmul(h, w2, rule.precision), b2) * step_size
+  h = _hidden(nb, p.w1, p.b1, p.precision)
+  d = tf.nn.bias_add(_matmul(h, p.w2, p.precision), p.b2) * step_size
   return tf.tensor_scatter_nd_add(tf.reshape(x, [-1, rule.channel_n]), idx, d)

@@ -33,6 +33,41 @@ def old_cells(x, rule=0):
   return tf.reduce_sum(x[..., a], axis=[1, 2])
 
 
+def _projections(channels, rule):
+  """0/1 matrices of a multi state's channels: `[C, 4]` to `[RGB, sum_i A_i]`, `[C, 1]` to
+  rule `rule`'s alpha."""
+  rgba = [[0.0] * 4 for _ in range(channels)]
+  for c in range(3):
+    rgba[c][c] = 1.0
+  for c in range(layout.MULTI_ALPHA0, channels):
+    rgba[c][3] = 1.0
+  old = [[1.0 if c == layout.multi_alpha(rule) else 0.0] for c in range(channels)]
+  return tf.constant(rgba, tf.float32), tf.constant(old, tf.float32)
+
+
+def target_and_old(x, target, rule=0):
+  """(`target_loss`, `old_cells`) of one state, equal to theirs (products with 0/1 matrices
+  are exact), without slicing the channels: a training rollout takes both at every step, and
+  their gradient is then two small matmuls, where each slice's gradient would build a
+  full-size zero tensor per step (measured: a tenth of a train step's time).
+
+  Args:
+    x: `[B, H, W, 15 + k]` multi state.
+    target: `[H, W, 4]` padded target.
+
+  Returns:
+    (`[B]` L_target, `[B]` N_old of rule `rule`, `[B, H, W, 4]` the RGBA view).
+  """
+  c = x.shape[-1]
+  to_rgba, to_old = _projections(c, rule)
+  flat = tf.reshape(x, [-1, c])
+  shape = tf.shape(x)[:3]
+  rgba = tf.reshape(tf.matmul(flat, to_rgba), tf.concat([shape, [4]], 0))
+  lt = tf.reduce_mean(tf.square(rgba - target), axis=[1, 2, 3])
+  n_old = tf.reduce_sum(tf.reshape(tf.matmul(flat, to_old), shape), axis=[1, 2])
+  return lt, n_old, rgba
+
+
 def alive_cells(x):
   """`[B]` count of cells with `max_i A_i > 0.1`."""
   big = tf.reduce_max(_alphas(x), -1)

@@ -106,8 +106,9 @@ def uniform_noise(shape, rng=None):
 class CAModel(keras.Model):
   """The Growing NCA: perceive, update rule, stochastic update, alive masking.
 
-  Call: `ca(x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None)` on
-  `[B, H, W, channel_n]` returns the next state, exactly as the reference of `convention` does.
+  Call: `ca(x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None, prepared=None)`
+  on `[B, H, W, channel_n]` returns the next state, exactly as the reference of `convention`
+  does. A rollout passes `prepared=ca.prepare(angle)`, built once before its loop.
   The fire mask comes from `noise` (`[B, H, W, 1]` uniform numbers) when given, else from `rng`
   (a `tf.random.Generator`), else from `tf.random.uniform`.
 
@@ -169,7 +170,13 @@ class CAModel(keras.Model):
     """`[B, H, W, 1]` bool alive mask under this model's edge convention."""
     return perception.alive_mask(x, self.padding)
 
-  def call(self, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None):
+  def prepare(self, angle=0.0):
+    """The rule's matrices for a rollout of sparse steps at `angle` (`fast.prepare_single`), to
+    pass to each `call(..., prepared=)`; None under the readable form."""
+    return fast.prepare_single(self, angle) if self.impl == 'sparse' else None
+
+  def call(self, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None,
+           prepared=None):
     if self.impl != 'sparse':
       return self.reference_call(x, fire_rate, angle, step_size, rng, noise)
     pre_life = self.alive(x)
@@ -178,7 +185,8 @@ class CAModel(keras.Model):
     # (its new alpha enters that neighbour's post-update mask); elsewhere the step zeroes it.
     near = perception.maxpool3x3(tf.cast(pre_life, tf.float32), self.padding) > 0.0
     need = tf.reshape(tf.logical_and(near, fire > 0.0), [-1])
-    x = tf.reshape(fast.sparse_single_update(x, need, self, step_size, angle), tf.shape(x))
+    x = tf.reshape(fast.sparse_single_update(x, need, self, step_size, angle, prepared),
+                   tf.shape(x))
     life = tf.logical_and(pre_life, self.alive(x))
     return x * tf.cast(life, tf.float32)
 

@@ -119,7 +119,7 @@ def coefficients(x, fires, k, padding):
 
 
 def fast_step(rules, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, sparse=True,
-              prologue=coefficients, noise=None):
+              prologue=coefficients, noise=None, prepared=None):
   """The Multiple NCA step in the fast form (see `fast`): equal to `reference_step`.
 
   Fire masks are drawn as in `reference_step` (one `[B, H, W, 1]` draw per rule, in rule order),
@@ -132,6 +132,8 @@ def fast_step(rules, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, spar
       form with static shapes (XLA).
     prologue: `coefficients` or a compiled copy of it.
     noise: None, or pre-drawn uniform numbers `[B, H, W, k]` (column i fires rule i).
+    prepared: sparse: `fast.prepare_multi(rules, angle)`, built once for a rollout (None:
+      built here).
 
   Returns:
     `[B, H, W, 15 + k]`.
@@ -143,10 +145,13 @@ def fast_step(rules, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, spar
   fires = tf.concat([r.fire(fire_like, fire_rate, rng, _column(noise, i))
                      for i, r in enumerate(rules)], -1)
   state, coef = prologue(x, fires, k, padding)
+  # The coefficients are piecewise constant in the state (masks and fire draws): their gradient
+  # is 0, and without this the tape would still compute it back through the prologue.
+  coef = tf.stop_gradient(coef)
   # All rules see the same view: they perceive the masked state (their first layers absorb the
   # view's channel order and alpha sum, see `fast.multi_first_layer`).
   if sparse:
-    out = fast.sparse_multi_update(state, coef, rules, step_size, angle, padding)
+    out = fast.sparse_multi_update(state, coef, rules, step_size, angle, padding, prepared)
   else:
     channels = layout.multi_channels(k)
     p = tf.reshape(perception.perceive(state, angle, padding), [-1, 3 * channels])
@@ -169,8 +174,9 @@ def multi_seed(batch, size, k, convention='paper', rule=0):
 class MultiNCA(keras.Model):
   """k NCA rules on one grid (the paper's Multiple NCA).
 
-  Call: `multi(x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None)` on
-  `[B, H, W, 15 + k]`. Each rule draws its own fire mask with its own `fire_rate` unless
+  Call: `multi(x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None,
+  prepared=None)` on `[B, H, W, 15 + k]` (a rollout passes `prepared=multi.prepare(angle)`,
+  built once before its loop). Each rule draws its own fire mask with its own `fire_rate` unless
   `fire_rate` is given; `noise` (`[B, H, W, k]` uniform numbers, column i for rule i) replaces
   the draws, so a batch split over replicas fires as the whole batch would.
 
@@ -217,11 +223,18 @@ class MultiNCA(keras.Model):
     """`[B, H, W, k]` bool rule masks of state `x`."""
     return rule_masks(split_multi(x, self.k)[2], self.convention.padding)
 
-  def call(self, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None):
+  def prepare(self, angle=0.0):
+    """The rules' matrices for a rollout of sparse steps at `angle` (`fast.prepare_multi`), to
+    pass to each `call(..., prepared=)`; None under the other forms."""
+    return fast.prepare_multi(self.rules, angle) if self.impl == 'sparse' else None
+
+  def call(self, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None,
+           prepared=None):
     if self.impl == 'reference':
       return reference_step(self.rules, x, fire_rate, angle, step_size, rng, noise)
     return fast_step(self.rules, x, fire_rate, angle, step_size, rng,
-                     sparse=self.impl == 'sparse', prologue=self._prologue, noise=noise)
+                     sparse=self.impl == 'sparse', prologue=self._prologue, noise=noise,
+                     prepared=prepared)
 
   def seed(self, batch=1, size=None, rule=0):
     """The paper's seed in `rule`'s alpha (default: the original)."""

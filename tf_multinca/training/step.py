@@ -67,39 +67,44 @@ class TrainStep:
     return tf.sqrt(tf.reduce_mean(tf.square(metrics.flat_weights(self.trainee) - self.w_orig))
                    + _SQRT_EPS)
 
-  def rollout(self, x, noise):
-    """Rolls `x` out `T` steps firing by `noise` `[T, B, H, W, rules]`; returns (final state,
-    per-step `[T, B]` L_target and l2 N_old, or None for a single NCA)."""
+  def loss_weights(self, ages, steps):
+    """Per-step `[T, B]` weights (l1 target, l2 N_old) of a rollout of `steps` steps from
+    samples aged `ages` `[B]`: the loss schedules, normalised per sample (`schedules`)."""
+    c = self.config
+    n = ages[None, :] + tf.range(1, steps + 1)[:, None]  # [T, B] age after each step
+    return (c.l1 * schedules.normalised_weights(n, c.l1_schedule, c.l1_start, c.l1_end,
+                                                c.l1_width),
+            schedules.normalised_weights(n, c.l2_schedule, c.l2_start, c.l2_end, c.l2_width))
+
+  def rollout(self, x, noise, ages):
+    """Rolls `x` out `T` steps firing by `noise` `[T, B, H, W, rules]`.
+
+    Returns:
+      (final state, per-sample `[B]` loss, its L_target part, its N_old part). An adversary's
+      parts are sums over the steps of the loss terms weighted by `loss_weights(ages, T)`,
+      accumulated as the rollout goes (no per-step arrays); a single NCA's loss is its final
+      state's MSE to the target.
+    """
     c = self.config
     steps = tf.shape(noise)[0]
-    lt = tf.TensorArray(tf.float32, size=steps)
-    lo = tf.TensorArray(tf.float32, size=steps)
-    for i in tf.range(steps):
-      x = self.net(x, fire_rate=c.fire_rate, noise=noise[i])
-      if self.is_adversary:
-        lt = lt.write(i, metrics.target_loss(x, self.target))
-        old = c.l2 * metrics.old_cells(x)
-        if c.l_outside:
-          alpha = tf.nn.relu(tf.reduce_sum(x[..., layout.MULTI_ALPHA0:], -1))
-          old += c.l_outside * tf.reduce_sum(alpha * self.outside, [1, 2])
-        lo = lo.write(i, old)
-    if self.is_adversary:
-      return x, lt.stack(), lo.stack()
-    return x, None, None
-
-  def sample_losses(self, x, lt, lo, ages):
-    """Per-sample `[B]` (total, L_target part, N_old part) of a rollout (see `rollout`)."""
-    c = self.config
+    # The rules' matrices once per rollout, not once per step (and once in the gradient).
+    prepared = self.net.prepare()
     if not self.is_adversary:
+      for i in tf.range(steps):
+        x = self.net(x, fire_rate=c.fire_rate, noise=noise[i], prepared=prepared)
       target = metrics.single_target_loss(x, self.target)
-      return target, target, tf.zeros_like(target)
-    steps = tf.shape(lt)[0]
-    n = ages[None, :] + tf.range(1, steps + 1)[:, None]  # [T, B] age after each step
-    w1 = schedules.normalised_weights(n, c.l1_schedule, c.l1_start, c.l1_end, c.l1_width)
-    w2 = schedules.normalised_weights(n, c.l2_schedule, c.l2_start, c.l2_end, c.l2_width)
-    part_target = c.l1 * tf.reduce_sum(w1 * lt, 0)
-    part_old = tf.reduce_sum(w2 * lo, 0)  # l2 N_old (+ l_outside overgrowth)
-    return part_target + part_old, part_target, part_old
+      return x, target, target, tf.zeros_like(target)
+    w1, w2 = self.loss_weights(ages, steps)
+    part_target = part_old = tf.zeros([tf.shape(x)[0]])
+    for i in tf.range(steps):
+      x = self.net(x, fire_rate=c.fire_rate, noise=noise[i], prepared=prepared)
+      lt, n_old, rgba = metrics.target_and_old(x, self.target)
+      old = c.l2 * n_old
+      if c.l_outside:
+        old += c.l_outside * tf.reduce_sum(tf.nn.relu(rgba[..., 3]) * self.outside, [1, 2])
+      part_target += w1[i] * lt
+      part_old += w2[i] * old  # l2 N_old (+ l_outside overgrowth)
+    return x, part_target + part_old, part_target, part_old
 
   def _replica_step(self, x0, ages, noise):
     """One replica's share of a train step: its slice of the batch, rolled out under the tape.
@@ -121,8 +126,7 @@ class TrainStep:
     noise = noise[:, start:start + b]
     variables = rule_vars(self.trainee)  # the adversary only: the original stays frozen
     with tf.GradientTape() as tape:
-      x, lt, lo = self.rollout(x0, noise)
-      per_sample, part_target, part_old = self.sample_losses(x, lt, lo, ages)
+      x, per_sample, part_target, part_old = self.rollout(x0, noise, ages)
       # Outliers are judged against the mean of the whole batch, over every replica.
       keep = tf.ones_like(per_sample)
       if c.outlier_factor:
