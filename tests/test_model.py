@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import npref
-from tf_multinca import CAModel, conventions, layout, make_seed, perception
+from tf_multinca import CAModel, conventions, layout, make_seed, perception, rollout
 
 MODES = ['zeros', 'circular']
 
@@ -186,3 +186,21 @@ def test_init_seed_fixes_the_initial_rule():
   assert not np.array_equal(a.conv1.kernel.numpy(), CAModel(init_seed=4).conv1.kernel.numpy())
   assert not np.any(a.conv2.kernel.numpy()) and not np.any(a.conv1.bias.numpy())
   assert CAModel.from_config(a.get_config()).init_seed == 3
+
+
+def test_grow_traces_once_and_draws_as_a_fresh_generator():
+  # Validations grow the same model again and again: one trace, and every call draws the
+  # fire masks of Generator.from_seed(seed), whatever was grown before.
+  ca = CAModel(convention='paper').set_rule_weights(random_weights(5))
+  rng = tf.random.Generator.from_seed(3)
+  want = ca.seed(2, 16)
+  for _ in range(6):
+    want = ca(want, rng=rng)
+  a, _ = rollout.grow(ca, 6, batch=2, size=16, seed=3, keep_every=0)
+  rollout.grow(ca, 4, batch=2, size=16, seed=9, keep_every=0)
+  b, kept = rollout.grow(ca, 6, batch=2, size=16, seed=3, keep_every=3)
+  np.testing.assert_allclose(a, want, atol=1e-6)
+  np.testing.assert_array_equal(a, b)
+  assert [t for t, _ in kept] == [0, 3, 6]
+  _, step = rollout._traced_step(ca, None)
+  assert step.experimental_get_tracing_count() == 1

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from test_model import random_weights
+from test_multi import random_multi_state
 from tf_multinca import CAModel, configs, hub, metrics, registry, saved_model, weights_file
 from tf_multinca import model as model_lib
 from tf_multinca.pretrained import formats
@@ -161,7 +162,6 @@ def test_adversary_init_from_another_model(tmp_path, monkeypatch):
 
 def test_target_and_old_equal_the_readable_losses():
   # One projection of the channels gives exactly the slices' values (a 0/1 matrix product).
-  from test_multi import random_multi_state
   for k in (2, 3):
     x = tf.constant(random_multi_state(4, k, (3, 10, 10)))
     target = tf.random.stateless_uniform([10, 10, 4], [1, k])

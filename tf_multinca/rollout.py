@@ -1,6 +1,29 @@
-"""Growing an organism from its seed, for pictures and checks."""
+"""Growing an organism from its seed, for pictures, checks and validations."""
+
+import collections
 
 import tensorflow as tf
+
+# The traced step of each recently used (model, fire rate), with its generator: a training
+# run's validations grow the same model every few hundred steps, and a new `tf.function` per
+# call would retrace it each time (seconds per validation).
+_STEPS = collections.OrderedDict()
+_STEPS_KEPT = 8
+
+
+def _traced_step(model, fire_rate):
+  """(generator, traced step) of `model` at `fire_rate`, cached; the model is kept referenced
+  so that its id stays its own while cached."""
+  key = (id(model), fire_rate)
+  if key in _STEPS:
+    _STEPS.move_to_end(key)
+    return _STEPS[key][1:]
+  rng = tf.random.Generator.from_seed(0)
+  step = tf.function(lambda s: model(s, fire_rate=fire_rate, rng=rng))
+  _STEPS[key] = (model, rng, step)
+  while len(_STEPS) > _STEPS_KEPT:
+    _STEPS.popitem(last=False)
+  return rng, step
 
 
 def grow(model, steps, batch=1, size=None, seed=0, keep_every=1, x=None, fire_rate=None):
@@ -11,15 +34,16 @@ def grow(model, steps, batch=1, size=None, seed=0, keep_every=1, x=None, fire_ra
     steps: number of steps.
     batch: samples (ignored when `x` is given).
     size: grid side; None for the convention's grid.
-    seed: seed of the `tf.random.Generator` drawing the fire masks.
+    seed: seed of the `tf.random.Generator` drawing the fire masks (the draws of
+      `Generator.from_seed(seed)`, whatever was grown before).
     keep_every: keep every n-th state (and always the last); 0 keeps only the last.
     x: start state instead of the seed.
 
   Returns:
     (final state `[B, H, W, C]`, list of (step, state) kept, the seed state included).
   """
-  rng = tf.random.Generator.from_seed(seed)
-  step = tf.function(lambda s: model(s, fire_rate=fire_rate, rng=rng))
+  rng, step = _traced_step(model, fire_rate)
+  rng.reset_from_seed(seed)
   x = model.seed(batch, size) if x is None else x
   kept = [(0, x)] if keep_every else []
   for t in range(1, steps + 1):
