@@ -287,9 +287,9 @@ def test_bench_rows_and_table():
                        baseline_kwargs={'impl': 'reference'})
           for kind in ('single', 'multi2', 'multi3', 'train')]
   for r in rows:
-    assert r.seconds > 0 and r.cell_updates > 0
+    assert r.seconds > 0 and r.cell_updates > 0 and r.cpu_seconds > 0
   table = bench.format_table(rows, 100.0, 50.0)
-  assert 'multi3' in table and '16x16' in table and 'speedup' in table
+  assert 'multi3' in table and '16x16' in table and 'speedup' in table and 'cpu ms' in table
   assert all(r.baseline_seconds > 0 for r in rows)
   with pytest.raises(MemoryError):
     bench.run_row('train', 64, 96, states, 100.0)

@@ -228,6 +228,10 @@ class Row:
   load_before: float
   load_after: float
   baseline_seconds: float = float('nan')  # the baseline's median, timed alternately
+  # Median CPU time of the process per step (every thread's): on a loaded machine it moves
+  # far less than the wall time, so before / after compare on it (with one thread it is the
+  # work itself; with T threads at most T x the wall time).
+  cpu_seconds: float = float('nan')
 
 
 def _with_impl(ca, impl):
@@ -327,16 +331,19 @@ def run_row(kind, batch, size, states, peak_gflops, repeats=5, min_seconds=0.3,
     base, base_n, _, _ = _prepare(kind, batch, size, states, baseline_kwargs, min_seconds,
                                   train_steps)
   load_before = load_avg()
-  times, base_times = [], []
+  times, base_times, cpu_times = [], [], []
   for _ in range(repeats):
+    cpu = time.process_time()
     times.append(_median_time(thunk, 1, warmup=0) / n)
+    cpu_times.append((time.process_time() - cpu) / n)
     if base is not None:
       base_times.append(_median_time(base, 1, warmup=0) / base_n)
   per_call = statistics.median(times)
   gflops = flops / per_call / 1e9
   return Row(kind, batch, size, per_call, updates / per_call, gflops,
              100.0 * gflops / peak_gflops, load_before, load_avg(),
-             statistics.median(base_times) if base_times else float('nan'))
+             statistics.median(base_times) if base_times else float('nan'),
+             statistics.median(cpu_times))
 
 
 def format_table(rows, peak_gflops, rule_gflops=None, title=''):
@@ -348,17 +355,18 @@ def format_table(rows, peak_gflops, rule_gflops=None, title=''):
                + (f'; rule-shaped matmuls: {rule_gflops:.1f} GFLOP/s' if rule_gflops else ''))
   has_base = any(r.baseline_seconds == r.baseline_seconds for r in rows)  # not NaN
   lines.append(f'{"row":<7} {"batch":>5} {"grid":>6} {"ms/step":>10} {"Mcell-upd/s":>12} '
-               f'{"GFLOP/s":>8} {"%roofline":>9} {"load":>10}'
+               f'{"GFLOP/s":>8} {"%roofline":>9} {"cpu ms":>8} {"load":>10}'
                + (f' {"base ms":>10} {"speedup":>7}' if has_base else ''))
   for r in rows:
     ms = f'{r.seconds * 1e3:.2f}'
     line = (f'{r.kind:<7} {r.batch:>5} {f"{r.size}x{r.size}":>6} {ms:>10} '
             f'{r.cell_updates / 1e6:>12.3f} {r.gflops:>8.1f} {r.roofline_pct:>8.1f}% '
-            f'{r.load_before:>4.2f}-{r.load_after:<4.2f}')
+            f'{r.cpu_seconds * 1e3:>8.2f} {r.load_before:>4.2f}-{r.load_after:<4.2f}')
     if has_base:
       line += f' {r.baseline_seconds * 1e3:>10.2f} {r.baseline_seconds / r.seconds:>6.2f}x'
     lines.append(line)
-  lines.append('ms/step is per train step for the train and trainer rows (80 steps each).')
+  lines.append('ms/step is per train step for the train and trainer rows (80 steps each); cpu '
+               'ms: the process\'s CPU time per step, every thread\'s.')
   return '\n'.join(lines)
 
 
