@@ -8,11 +8,13 @@ import tensorflow as tf
 
 from test_model import random_weights
 from test_multi import random_multi_state
-from tf_multinca import CAModel, configs, hub, metrics, registry, saved_model, weights_file
+from tf_multinca import CAModel, configs, hub, metrics, multi, registry, saved_model
+from tf_multinca import weights_file
 from tf_multinca import model as model_lib
 from tf_multinca.pretrained import formats
 from tf_multinca.training import pool as pool_lib, schedules
 from tf_multinca.training import loop
+from tf_multinca.training import step as step_lib
 
 
 def ages(start, steps, batch=1):
@@ -205,3 +207,34 @@ def test_train_step_losses_are_the_weighted_per_step_losses(tmp_path, monkeypatc
   np.testing.assert_allclose(part_old, want_old, rtol=1e-5, atol=1e-9)
   np.testing.assert_allclose(per_sample, want_target + want_old, rtol=1e-5, atol=1e-9)
   assert float(part_target[1]) > 0 and float(part_old[1]) > 0  # both terms are exercised
+
+
+def test_train_step_gradient_is_the_readable_steps(tmp_path, monkeypatch, mirror):
+  # The fast rollout (prepared matrices, accumulated losses, no gradient through the
+  # coefficients) has the gradient of the readable step's rollout and losses.
+  monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
+  c = configs.get_config('lizard_red_testing', ['l1_start=3', 'adversary_init=random'])
+  t = loop.Trainer(c, tmp_path / 'run', log=lambda m: None)
+  t.restore_or_init()
+  step = t.train_step_fn
+  variables = step_lib.rule_vars(t.trainee)
+  for v in variables:  # a rule that does something (random init has a zero last layer)
+    v.assign(v + tf.random.stateless_normal(v.shape, [7, len(v.shape)], stddev=0.02))
+  _, x0, _ = t.samples.batch(False)
+  ages = tf.constant([0, 2], tf.int32)
+  noise = tf.random.stateless_uniform([5] + x0.shape[:3] + [2], [3, 4])
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(step.rollout(x0, noise, ages)[1])
+  fast_grads = tape.gradient(loss, variables)
+  readable = multi.MultiNCA([t.original, t.trainee], impl='reference')
+  w1, w2 = step.loss_weights(ages, 5)
+  with tf.GradientTape() as tape:
+    x, total = x0, 0.0
+    for i in range(5):
+      x = readable(x, fire_rate=c.fire_rate, noise=noise[i])
+      total += w1[i] * metrics.target_loss(x, step.target) + w2[i] * c.l2 * metrics.old_cells(x)
+    loss = tf.reduce_sum(total)
+  want = tape.gradient(loss, variables)
+  for g, w in zip(fast_grads, want):
+    assert float(tf.reduce_max(tf.abs(w))) > 0
+    np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-6 * float(tf.reduce_max(tf.abs(w))))
