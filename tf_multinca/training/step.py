@@ -10,7 +10,6 @@ import functools
 
 import tensorflow as tf
 
-from tf_multinca import layout
 from tf_multinca import metrics
 from tf_multinca.training import schedules
 
