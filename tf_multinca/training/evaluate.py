@@ -34,6 +34,12 @@ def fresh_takeover(original, adversary, injection, target, grid, inject_at, step
       lenient=True)
 
 
+def weight_metrics(adversary, original):
+  """(|dw| RMS, cosine similarity) of `adversary`'s weights to `original`'s (fig. 15), floats."""
+  return (float(metrics.weight_distance(adversary, original)),
+          float(metrics.cosine_similarity(adversary, original)))
+
+
 def evaluate_adversary(original, adversary, injection, target, grid, inject_at=60, steps=500,
                        seeds=8, seed=1234, fire_rate=None):
   """The takeover of `adversary` over `original` on fresh seeds.
@@ -124,8 +130,7 @@ class RunEvaluator:
         self.original, adversary, c.injection, self.target, self.grid, inject_at=c.inject_min,
         steps=c.eval_steps, seeds=c.eval_seeds, seed=c.eval_seed if seed is None else seed,
         fire_rate=c.fire_rate)
-    m['weight_distance'] = float(metrics.weight_distance(adversary, self.original))
-    m['cosine_similarity'] = float(metrics.cosine_similarity(adversary, self.original))
+    m['weight_distance'], m['cosine_similarity'] = weight_metrics(adversary, self.original)
     return m, states, steps
 
   def compare(self):

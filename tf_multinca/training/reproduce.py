@@ -25,7 +25,6 @@ from tf_multinca import configs
 from tf_multinca import errors
 from tf_multinca import fileio
 from tf_multinca import hub
-from tf_multinca import metrics
 from tf_multinca import render
 from tf_multinca import report
 from tf_multinca import takeover
@@ -193,10 +192,8 @@ def _evaluate(name, original, adversary, injection, target, protocol, fire_rate)
         original_fraction=tuple(float(v) for v in result.metrics['original_fraction'][row]),
         alive=tuple(float(v) for v in result.metrics['alive'][row]),
         mse=tuple(float(v) for v in result.metrics['mse'][row]) if target is not None else ())
-  distance = cosine = None
-  if adversary is not None:
-    distance = float(metrics.weight_distance(adversary, original))
-    cosine = float(metrics.cosine_similarity(adversary, original))
+  distance, cosine = (None, None) if adversary is None else evaluate.weight_metrics(adversary,
+                                                                                    original)
   evaluation = zoo.Evaluation(model=name, ages=ages, no_injection=result.info['no_injection'],
                               weight_distance=distance, cosine_similarity=cosine)
   strip = render.evolution_strip(result.states[:, 0], result.convention, zoom_factor=3,
