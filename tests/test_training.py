@@ -238,3 +238,22 @@ def test_train_step_gradient_is_the_readable_steps(tmp_path, monkeypatch, mirror
   for g, w in zip(fast_grads, want):
     assert float(tf.reduce_max(tf.abs(w))) > 0
     np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-6 * float(tf.reduce_max(tf.abs(w))))
+
+
+@pytest.mark.parametrize('distance', ['rms', 'norm'])
+def test_l3_term_is_the_configured_distance(tmp_path, monkeypatch, mirror, distance):
+  monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
+  c = configs.get_config('perturbation_copy_l3_testing', [f'l3_distance={distance}',
+                                                          'l3=0.5'])
+  t = loop.Trainer(c, tmp_path / 'run', log=lambda m: None)
+  t.restore_or_init()
+  for v in step_lib.rule_vars(t.trainee):
+    v.assign(v + 0.01)  # every parameter 0.01 off the original
+  n = sum(int(np.prod(v.shape)) for v in step_lib.rule_vars(t.trainee))
+  want = 0.01 * (np.sqrt(n) if distance == 'norm' else 1.0)
+  assert float(t.train_step_fn.weight_distance()) == pytest.approx(want, rel=1e-3)
+  out = t.train_step()
+  assert float(out['loss/l3']) == pytest.approx(0.5 * want, rel=1e-3)
+  # The reported |dw| is the RMS whatever the penalty's distance (after the step's update).
+  rms = float(metrics.weight_distance(t.trainee, t.original))
+  assert float(out['weight_distance']) == pytest.approx(rms, rel=1e-5) and rms < 0.02

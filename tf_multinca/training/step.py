@@ -62,9 +62,11 @@ class TrainStep:
     return self._fns[bool(pretrain)]()
 
   def weight_distance(self):
-    """d(w_adv, w_orig) = sqrt(mean((w_adv - w_orig)^2)), differentiable at 0."""
-    return tf.sqrt(tf.reduce_mean(tf.square(metrics.flat_weights(self.trainee) - self.w_orig))
-                   + _SQRT_EPS)
+    """The l3 term's d(w_adv, w_orig), differentiable at 0: sqrt(mean((w_adv - w_orig)^2))
+    ('rms') or sqrt(sum(...)) ('norm'), by `config.l3_distance`."""
+    sq = tf.square(metrics.flat_weights(self.trainee) - self.w_orig)
+    total = tf.reduce_sum(sq) if self.config.l3_distance == 'norm' else tf.reduce_mean(sq)
+    return tf.sqrt(total + _SQRT_EPS)
 
   def loss_weights(self, ages, steps):
     """Per-step `[T, B]` weights (l1 target, l2 N_old) of a rollout of `steps` steps from
