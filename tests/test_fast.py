@@ -125,6 +125,21 @@ def test_gather_perceive(padding):
   assert max_diff(got, tf.matmul(want, w)) < 1e-5
 
 
+@pytest.mark.parametrize('padding', ['zeros', 'circular'])
+def test_neighbourhoods_static_table_and_dynamic_shapes_agree(padding):
+  # A static grid reads its neighbours through the constant table; a grid of unknown size
+  # (a function traced without shapes) through per-step index arithmetic: the same values.
+  state = tf.constant(random_multi_state(3, 2, (2, 5, 7)))
+  idx = tf.constant([0, 4, 6, 7, 34, 35, 40, 69], tf.int64)
+  static = fast.neighbourhoods(state, idx, padding)
+  dynamic = tf.function(lambda s, i: fast.neighbourhoods(s, i, padding), input_signature=[
+      tf.TensorSpec([None, None, None, 17]), tf.TensorSpec([None], tf.int64)])(state, idx)
+  np.testing.assert_array_equal(static, dynamic)
+  # Tap 0 of cell 0 is its upper-left neighbour: outside a 'zeros' grid, wrapped on a torus.
+  want = np.zeros(17) if padding == 'zeros' else state[0, 4, 6].numpy()
+  np.testing.assert_array_equal(static[0, 0], want)
+
+
 def test_masked_neighbours_perceived_as_masked():
   # A cell outside every mask, next to a live cell, must be perceived with its masked (zero)
   # state: give it large values that masking removes.
