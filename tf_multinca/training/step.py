@@ -69,8 +69,9 @@ class TrainStep:
     return tf.sqrt(total + _SQRT_EPS)
 
   def loss_weights(self, ages, steps):
-    """Per-step `[T, B]` weights (l1 target, l2 N_old) of a rollout of `steps` steps from
-    samples aged `ages` `[B]`: the loss schedules, normalised per sample (`schedules`)."""
+    """Per-step `[T, B]` weights of a rollout of `steps` steps from samples aged `ages` `[B]`:
+    (l1 x the target schedule, the N_old schedule), normalised per sample (`schedules`); the
+    rollout multiplies N_old by l2 (and adds the l_outside term) before weighting it."""
     c = self.config
     n = ages[None, :] + tf.range(1, steps + 1)[:, None]  # [T, B] age after each step
     return (c.l1 * schedules.normalised_weights(n, c.l1_schedule, c.l1_start, c.l1_end,
