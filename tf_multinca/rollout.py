@@ -4,26 +4,31 @@ import collections
 
 import tensorflow as tf
 
+def lru_get(cache, key, make, kept=8):
+  """`cache[key]` (an `OrderedDict`), made by `make()` on a miss; only the `kept` most recently
+  used entries stay. Traced steps are cached by model ids this way: an entry must hold its
+  models, so that their ids stay theirs while cached."""
+  if key in cache:
+    cache.move_to_end(key)
+    return cache[key]
+  cache[key] = entry = make()
+  while len(cache) > kept:
+    cache.popitem(last=False)
+  return entry
+
+
 # The traced step of each recently used (model, fire rate), with its generator: a training
 # run's validations grow the same model every few hundred steps, and a new `tf.function` per
 # call would retrace it each time (seconds per validation).
 _STEPS = collections.OrderedDict()
-_STEPS_KEPT = 8
 
 
 def _traced_step(model, fire_rate):
-  """(generator, traced step) of `model` at `fire_rate`, cached; the model is kept referenced
-  so that its id stays its own while cached."""
-  key = (id(model), fire_rate)
-  if key in _STEPS:
-    _STEPS.move_to_end(key)
-    return _STEPS[key][1:]
-  rng = tf.random.Generator.from_seed(0)
-  step = tf.function(lambda s: model(s, fire_rate=fire_rate, rng=rng))
-  _STEPS[key] = (model, rng, step)
-  while len(_STEPS) > _STEPS_KEPT:
-    _STEPS.popitem(last=False)
-  return rng, step
+  """(generator, traced step) of `model` at `fire_rate`, cached (`lru_get`)."""
+  def make():
+    rng = tf.random.Generator.from_seed(0)
+    return model, rng, tf.function(lambda s: model(s, fire_rate=fire_rate, rng=rng))
+  return lru_get(_STEPS, (id(model), fire_rate), make)[1:]
 
 
 def grow(model, steps, batch=1, size=None, seed=0, keep_every=1, x=None, fire_rate=None):

@@ -24,6 +24,7 @@ from tf_multinca import limits
 from tf_multinca import metrics
 from tf_multinca import multi
 from tf_multinca import render
+from tf_multinca import rollout
 
 METRIC_NAMES = ('original_fraction', 'alive', 'mse')
 
@@ -199,28 +200,23 @@ class _Stepper:
 
 
 _STEPPERS = collections.OrderedDict()
-_STEPPERS_KEPT = 8
 
 
 def _stepper(original, adversary, mode, fire_rate):
-  key = (id(original), id(adversary), mode, fire_rate)
-  if key in _STEPPERS:
-    _STEPPERS.move_to_end(key)
-    return _STEPPERS[key]
-  rng = tf.random.Generator.from_seed(0)
-  st = _Stepper(rng=rng, refs=(original, adversary))
-  if mode == 'multi':
-    model = multi.MultiNCA([original] if adversary is None else [original, adversary])
-    st.model = model
-    st.step = tf.function(lambda s: model(s, fire_rate=fire_rate, rng=rng))
-  else:
-    fixed = multi.FixedMaskNCA(original, adversary)
-    st.grow = tf.function(lambda s: original(s, fire_rate=fire_rate, rng=rng))
-    st.fixed_step = tf.function(lambda s, m: fixed(s, m, fire_rate=fire_rate, rng=rng))
-  _STEPPERS[key] = st
-  while len(_STEPPERS) > _STEPPERS_KEPT:
-    _STEPPERS.popitem(last=False)
-  return st
+  """The cached `_Stepper` of (original, adversary, mode, fire rate) (`rollout.lru_get`)."""
+  def make():
+    rng = tf.random.Generator.from_seed(0)
+    st = _Stepper(rng=rng, refs=(original, adversary))
+    if mode == 'multi':
+      model = multi.MultiNCA([original] if adversary is None else [original, adversary])
+      st.model = model
+      st.step = tf.function(lambda s: model(s, fire_rate=fire_rate, rng=rng))
+    else:
+      fixed = multi.FixedMaskNCA(original, adversary)
+      st.grow = tf.function(lambda s: original(s, fire_rate=fire_rate, rng=rng))
+      st.fixed_step = tf.function(lambda s, m: fixed(s, m, fire_rate=fire_rate, rng=rng))
+    return st
+  return rollout.lru_get(_STEPPERS, (id(original), id(adversary), mode, fire_rate), make)
 
 
 @tf.function
