@@ -173,6 +173,20 @@ def test_target_and_old_equal_the_readable_losses():
     np.testing.assert_array_equal(rgba, metrics.rgba_view(x))
 
 
+ROLLOUT_STEPS = 5
+
+
+def _rollout_inputs(tmp_path, overrides):
+  """A testing Trainer of lizard_red and one rollout's inputs: a pool batch, ages [0, 2] and
+  `ROLLOUT_STEPS` steps of fire noise."""
+  c = configs.get_config('lizard_red_testing', ['l1_start=3'] + overrides)
+  t = loop.Trainer(c, tmp_path / 'run', log=lambda m: None)
+  t.restore_or_init()
+  _, x0, _ = t.samples.batch(False)
+  noise = tf.random.stateless_uniform([ROLLOUT_STEPS] + x0.shape[:3] + [2], [3, 4])
+  return c, t, x0, tf.constant([0, 2], tf.int32), noise
+
+
 @pytest.mark.parametrize('overrides', [[], ['l_outside=1e-3', 'l1_schedule=sigmoid',
                                             'l2_start=1']])
 def test_train_step_losses_are_the_weighted_per_step_losses(tmp_path, monkeypatch, mirror,
@@ -180,16 +194,11 @@ def test_train_step_losses_are_the_weighted_per_step_losses(tmp_path, monkeypatc
   # The rollout accumulates its losses as it goes; a readable loop that keeps every step's
   # L_target and N_old and weights them afterwards must give the same per-sample losses.
   monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
-  c = configs.get_config('lizard_red_testing', ['l1_start=3'] + overrides)
-  t = loop.Trainer(c, tmp_path / 'run', log=lambda m: None)
-  t.restore_or_init()
+  c, t, x0, ages, noise = _rollout_inputs(tmp_path, overrides)
   step = t.train_step_fn
-  _, x0, _ = t.samples.batch(False)
-  ages = tf.constant([0, 2], tf.int32)
-  noise = tf.random.stateless_uniform([5] + x0.shape[:3] + [2], [3, 4])
   x, per_sample, part_target, part_old = step.rollout(x0, noise, ages)
   x_ref, lts, olds = x0, [], []
-  for i in range(5):
+  for i in range(ROLLOUT_STEPS):
     x_ref = t.net(x_ref, fire_rate=c.fire_rate, noise=noise[i])
     lts.append(metrics.target_loss(x_ref, step.target))
     old = c.l2 * metrics.old_cells(x_ref)
@@ -197,7 +206,7 @@ def test_train_step_losses_are_the_weighted_per_step_losses(tmp_path, monkeypatc
       alpha = tf.nn.relu(tf.reduce_sum(x_ref[..., 15:], -1))
       old += c.l_outside * tf.reduce_sum(alpha * step.outside, [1, 2])
     olds.append(old)
-  n = ages.numpy()[None, :] + np.arange(1, 6)[:, None]
+  n = ages.numpy()[None, :] + np.arange(1, ROLLOUT_STEPS + 1)[:, None]
   w1 = schedules.normalised_weights(n, c.l1_schedule, c.l1_start, c.l1_end, c.l1_width)
   w2 = schedules.normalised_weights(n, c.l2_schedule, c.l2_start, c.l2_end, c.l2_width)
   want_target = c.l1 * tf.reduce_sum(w1 * tf.stack(lts), 0)
@@ -213,24 +222,19 @@ def test_train_step_gradient_is_the_readable_steps(tmp_path, monkeypatch, mirror
   # The fast rollout (prepared matrices, accumulated losses, no gradient through the
   # coefficients) has the gradient of the readable step's rollout and losses.
   monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
-  c = configs.get_config('lizard_red_testing', ['l1_start=3', 'adversary_init=random'])
-  t = loop.Trainer(c, tmp_path / 'run', log=lambda m: None)
-  t.restore_or_init()
+  c, t, x0, ages, noise = _rollout_inputs(tmp_path, ['adversary_init=random'])
   step = t.train_step_fn
   variables = step_lib.rule_vars(t.trainee)
   for v in variables:  # a rule that does something (random init has a zero last layer)
     v.assign(v + tf.random.stateless_normal(v.shape, [7, len(v.shape)], stddev=0.02))
-  _, x0, _ = t.samples.batch(False)
-  ages = tf.constant([0, 2], tf.int32)
-  noise = tf.random.stateless_uniform([5] + x0.shape[:3] + [2], [3, 4])
   with tf.GradientTape() as tape:
     loss = tf.reduce_sum(step.rollout(x0, noise, ages)[1])
   fast_grads = tape.gradient(loss, variables)
   readable = multi.MultiNCA([t.original, t.trainee], impl='reference')
-  w1, w2 = step.loss_weights(ages, 5)
+  w1, w2 = step.loss_weights(ages, ROLLOUT_STEPS)
   with tf.GradientTape() as tape:
     x, total = x0, 0.0
-    for i in range(5):
+    for i in range(ROLLOUT_STEPS):
       x = readable(x, fire_rate=c.fire_rate, noise=noise[i])
       total += w1[i] * metrics.target_loss(x, step.target) + w2[i] * c.l2 * metrics.old_cells(x)
     loss = tf.reduce_sum(total)
