@@ -168,7 +168,7 @@ def _perturbation(init, l3):
       description=f'paper fig. 15: lizard -> red, spray, init={init}, l3={l3:g}',
       injection='spray:0.1', adversary_init=init, l3=l3,
       # The paper trains each until the loss is below 0.01 ("visually indistinguishable"),
-      # read here on the validations (every 250 steps, 8 seeds, age 500: see stop_loss);
+      # read here on the validations (every 250 steps, age 500: see stop_loss, eval_seeds);
       # 2500 steps is the cap (a run that reaches it records so: metrics.json stopped_early).
       stop_loss=0.01, steps=2500,
       # lizard_red's schedule, its low-lr phase from 1500 instead of 3000: the age-500 MSE
