@@ -186,6 +186,13 @@ def _perturbation(init, l3):
       # are judged on them): on 8 seeds the cell above looked complete (0.000) where 5 of 32
       # were not; ~20 s per validation.
       eval_seeds=32,
+      # l3_distance stays 'rms' (SPEC) for the committed cells, but with it the penalty barely
+      # acts: per parameter its gradient is l3 / 8336 ~ 1e-6, against ~3e-4 from the target
+      # loss, so |dw| is set by Adam's drift over the steps (copy_l3: 0.076 / 0.076 / 0.081 at
+      # 80 / 50 / 25 %, all at the 2500 cap) and random_l3 stays far (cosine 0.29 at 80 %;
+      # paper 0.97). Probe, session 7 (random_l3, 80 %, l3_distance='norm', steps=1000,
+      # lr_boundaries=(500, 750)): |dw| 0.060, cosine 0.949 (paper 0.044 / 0.97), complete
+      # 32/32, MSE 0.037, 17 min. Next: 'norm' for both l3 regimes, their 8 cells retrained.
       # The only published perturbation adversary is the 10 % one: no comparison per rate.
       compare_with='')
 
