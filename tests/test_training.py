@@ -261,3 +261,15 @@ def test_l3_term_is_the_configured_distance(tmp_path, monkeypatch, mirror, dista
   # The reported |dw| is the RMS whatever the penalty's distance (after the step's update).
   rms = float(metrics.weight_distance(t.trainee, t.original))
   assert float(out['weight_distance']) == pytest.approx(rms, rel=1e-5) and rms < 0.02
+
+
+def test_an_adversary_stops_on_the_loss_only_when_its_takeover_is_complete():
+  c = configs.get_config('perturbation_copy_testing', ['stop_loss=0.01'])
+  assert c.stop_complete == 1.0  # the default: every validation seed taken over
+  done = {'score': 0.009, 'complete': 1.0}
+  assert loop.reached_stop(c, True, done)
+  assert not loop.reached_stop(c, True, dict(done, complete=29 / 32))
+  assert not loop.reached_stop(c, True, dict(done, score=0.011))
+  assert loop.reached_stop(c.replace(stop_complete=0.9), True, dict(done, complete=29 / 32))
+  # A single NCA has no takeover: the score alone decides.
+  assert loop.reached_stop(c, False, {'score': 0.009})

@@ -309,7 +309,7 @@ def test_stop_loss_stops_at_a_validation_not_at_a_young_batch(tmp_path, mirror, 
   # is the first point where it may stop; with a bar no score meets, it trains to the cap.
   c = configs.get_config('perturbation_copy_l3_testing', [
       'injection=spray:0.5', 'steps=8', 'log_every=1', 'eval_every=3', 'l1_start=30',
-      'stop_loss=1e6'])
+      'stop_loss=1e6', 'stop_complete=0'])
   lines = []
   doc = loop.Trainer(c, tmp_path / 'stop', log=lines.append).run()
   assert doc['steps'] == 3 and doc['stopped_early'], lines
@@ -317,6 +317,13 @@ def test_stop_loss_stops_at_a_validation_not_at_a_young_batch(tmp_path, mirror, 
   assert doc['best']['step'] == 3
   doc = loop.Trainer(c.replace(stop_loss=1e-9), tmp_path / 'cap', log=lambda m: None).run()
   assert doc['steps'] == 8 and not doc['stopped_early']
+  # The same bar on the score, but a takeover asked to be complete in every seed: at 12 steps
+  # after a 50 % spray original cells remain, so it trains to the cap too.
+  lines = []
+  doc = loop.Trainer(c.replace(stop_complete=1.0), tmp_path / 'incomplete', log=lines.append).run()
+  valid = [line for line in lines if line.startswith('validation at')]
+  assert doc['steps'] == 8 and not doc['stopped_early'] and valid, lines
+  assert all(f'complete in 2/2 seeds' not in line for line in valid), valid
 
 
 def test_best_validated_weights_survive_resume_and_are_exported(tmp_path, mirror, monkeypatch):

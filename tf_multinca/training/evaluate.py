@@ -55,8 +55,8 @@ def evaluate_adversary(original, adversary, injection, target, grid, inject_at=6
     seed: seed of the evaluation's generator.
 
   Returns:
-    (metrics dict of floats at the last step, with `*_std` and `no_injection` (samples where the
-    square did not fit), recorded states `[R, H, W, 15 + k]` of sample 0, their steps).
+    (metrics dict of floats at the last step, with `*_std`, `no_injection` (samples where the
+    square did not fit) and `complete` (the share of samples with no original cell left), recorded states `[R, H, W, 15 + k]` of sample 0, their steps).
   """
   record = sorted(set(_record_steps(inject_at, 3)) | {inject_at + 1} |
                   {inject_at + t for t in _record_steps(steps, 6)})
@@ -68,6 +68,9 @@ def evaluate_adversary(original, adversary, injection, target, grid, inject_at=6
       continue  # no target, no MSE; a NaN of a diverged rule is kept (it scores as such)
     out[k], out[k + '_std'] = float(v[-1].mean()), float(v[-1].std())
   out['no_injection'] = result.info['no_injection']
+  # The share of samples with no original cell left: the bar counts complete takeovers, and a
+  # mean original fraction of 0.0001 hides a seed that keeps one cell.
+  out['complete'] = float((result.metrics['original_fraction'][-1] == 0).mean())
   out['seeds'], out['steps_after_injection'], out['inject_at'] = seeds, steps, inject_at
   return out, result.states[:, 0], list(result.record_steps)
 

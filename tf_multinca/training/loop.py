@@ -69,6 +69,15 @@ def grid_side(config):
   return config.grid_size or conv.grid_size
 
 
+def reached_stop(config, is_adversary, m):
+  """Whether a validation's metrics `m` (with its 'score', and for an adversary its
+  'complete' share) meet the stop criterion: a score below `config.stop_loss` and, for an
+  adversary, a takeover complete in at least `config.stop_complete` of the seeds."""
+  if not m['score'] < config.stop_loss:
+    return False
+  return not is_adversary or m['complete'] >= config.stop_complete
+
+
 class Trainer:
   """Trains what `config` describes in `workdir`; `run()` does everything and resumes."""
 
@@ -340,10 +349,11 @@ class Trainer:
       # Pre-training weights are not validated: they have not learnt the takeover yet.
       if (c.eval_every and (step % c.eval_every == 0 or step == c.steps)
           and not self._pretraining(step - 1)):
-        score = self.validate(writer, step)['score']
-        if c.stop_loss and score < c.stop_loss and step < c.steps:
-          self.log(f'validation score {score:.5f} < stop_loss {c.stop_loss}: stopping at '
-                   f'step {step}')
+        m = self.validate(writer, step)
+        if c.stop_loss and step < c.steps and reached_stop(c, self.is_adversary, m):
+          self.log(f'validation score {m["score"]:.5f} < stop_loss {c.stop_loss}' +
+                   (f', complete in {m["complete"]:.0%} of the seeds' if self.is_adversary
+                    else '') + f': stopping at step {step}')
           stopped_early = True
       if step % c.checkpoint_every == 0 or step == c.steps or stopped_early:
         self.wall_s.assign(wall_before + time.time() - t0)
@@ -392,7 +402,9 @@ class Trainer:
     summaries.write_evaluation(writer, 'valid', m, step)
     with writer.as_default():
       tf.summary.scalar('valid/best_score', self.best.score, step=step)
-    extra = (f', original fraction {m["original_fraction"]:.3f}' if self.is_adversary else '')
+    extra = (f', original fraction {m["original_fraction"]:.3f}, complete in '
+             f'{round(m["complete"] * c.eval_seeds)}/{c.eval_seeds} seeds'
+             if self.is_adversary else '')
     self.log(f'validation at step {step} ({c.eval_seeds} seeds, {c.eval_steps} steps, '
              f'{time.time() - t:.0f}s): score {score:.5f}, mse {m["mse"]:.5f}{extra}, alive '
              f'{m["alive"]:.0f}; best {float(self.best.score.numpy()):.5f} at step '
