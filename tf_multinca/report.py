@@ -210,6 +210,28 @@ def perturbation_claims(rows):
   return claims
 
 
+SETTING_FIELDS = ('adversary_init', 'l3', 'l3_distance', 'steps', 'lr_boundaries', 'stop_loss')
+
+
+def _perturbation_settings(records):
+  """The settings that tell the regimes apart, one row per regime, read from the cells'
+  configs: a regime whose cells differ in them shows each distinct setting."""
+  lines = ['| regime | ' + ' | '.join(SETTING_FIELDS) + ' |',
+           '|---|' + '---|' * len(SETTING_FIELDS)]
+  by_regime = {}
+  for r in records:
+    row = tuple(str(r.config.get(f, '-')) for f in SETTING_FIELDS)
+    by_regime.setdefault(r.config_name, [])
+    if row not in by_regime[r.config_name]:
+      by_regime[r.config_name].append(row)
+  for regime in sorted(by_regime):
+    for row in by_regime[regime]:
+      lines.append(f'| {regime} | ' + ' | '.join(row) + ' |')
+  return ['', 'Settings per regime (from the cells\' configs; the comments of '
+          '`tf_multinca/configs/adversary.py` give the measured reasons; `-`: a field added '
+          'after the cell was trained, which trained with its default):', ''] + lines
+
+
 def _perturbation_table(records, root):
   rows = perturbation_rows(records)
   buf = io.StringIO()
@@ -233,8 +255,8 @@ def _perturbation_table(records, root):
   claims = ['', 'The paper\'s claims on this table:', '']
   claims += [f"- {'holds' if c.holds else '**does not hold**'}: {c.text} ({c.detail})"
              for c in perturbation_claims(rows)]
-  return lines + claims + ['', f'Table: `{PERTURBATION_TABLE}`.', '',
-                           f'![fig. 15]({FIGURES_DIR}/perturbation.png)', '']
+  return lines + claims + _perturbation_settings(records) + [
+      '', f'Table: `{PERTURBATION_TABLE}`.', '', f'![fig. 15]({FIGURES_DIR}/perturbation.png)', '']
 
 
 def _bound(check, limit):
