@@ -197,8 +197,9 @@ def _perturbation(init, l3):
       # 750) the adversaries overgrew, the shape never repaired in the low-lr phase: random_l3
       # 80 % (session 7) |dw| 0.060, cosine 0.949, MSE 0.037, 1032 alive cells (the lizard
       # ~600); random_l3 5 %: |dw| 0.120, cosine 0.77 (paper 0.10 / 0.83), MSE 0.038, 1047
-      # alive; copy_l3 5 %: the grid filled (2304 alive
-      # from step 250 on), validation MSE 0.09-0.16 (session 8).
+      # alive; copy_l3 5 %: |dw| 0.0075, cosine 0.999, and the grid filled (2304 alive from
+      # step 250 on, MSE 0.068): a tiny change of the rule that undoes the growth's stop
+      # (session 8).
       # The only published perturbation adversary is the 10 % one: no comparison per rate.
       compare_with='')
   if l3 > 0:  # see the comment on the penalised regimes above
