@@ -273,3 +273,19 @@ def test_an_adversary_stops_on_the_loss_only_when_its_takeover_is_complete():
   assert loop.reached_stop(c.replace(stop_complete=0.9), True, dict(done, complete=29 / 32))
   # A single NCA has no takeover: the score alone decides.
   assert loop.reached_stop(c, False, {'score': 0.009})
+
+
+def test_with_a_stop_criterion_the_best_weights_are_a_complete_takeovers():
+  c = configs.get_config('perturbation_copy_testing', ['stop_loss=0.01'])
+  complete, partial = {'complete': 1.0}, {'complete': 31 / 32}
+  # A complete validation beats a lower score that left an original cell somewhere ...
+  assert loop.better_validation(c, True, complete, 0.02, best_score=0.015, best_complete=False)
+  assert not loop.better_validation(c, True, partial, 0.015, best_score=0.02, best_complete=True)
+  # ... and among equals the score decides; a non-finite score never wins.
+  assert loop.better_validation(c, True, partial, 0.015, best_score=0.02, best_complete=False)
+  assert not loop.better_validation(c, True, complete, 0.03, best_score=0.02, best_complete=True)
+  assert not loop.better_validation(c, True, complete, float('nan'), np.inf, False)
+  # Without a stop criterion (the static experiments) the score alone decides, as before.
+  free = c.replace(stop_loss=0.0)
+  assert not loop.better_validation(free, True, complete, 0.02, 0.015, False)
+  assert loop.better_validation(free, False, {}, 0.01, 0.015, False)

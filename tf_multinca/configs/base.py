@@ -128,7 +128,8 @@ class TrainConfig:
   # takeover is also complete (no original cell left) in at least this share of the seeds: the
   # fig. 15 copy-init 80 % cell stopped at step 2000 on a score of 0.0095 with 3 of 32 seeds
   # keeping 1-2 original cells (29/32 complete; the bar asks 31). The score's N_old term does
-  # not catch that: one cell adds l2 * 1 / seeds ~ 3e-5.
+  # not catch that: one cell adds l2 * 1 / seeds ~ 3e-5. With stop_loss set, the best
+  # validated weights (keep_best) are also the best of the complete validations, where any is.
   seed: int = 0  # Seed of the run's tf.random.Generator (pool, injections, fire masks).
 
   # --- Checkpoints, logs and evaluation.
@@ -307,7 +308,8 @@ def validate(c):
   _check(c.lr_decay_steps >= 1, 'lr_decay_steps', 'must be >= 1')
   _check(c.steps >= 1, 'steps', 'must be >= 1')
   _check(c.stop_loss >= 0, 'stop_loss', 'must be >= 0 (0 disables)')
-  _check(0 <= c.stop_complete <= 1, 'stop_complete', f'{c.stop_complete}; expected a share in [0, 1]')
+  _check(0 <= c.stop_complete <= 1, 'stop_complete',
+         f'{c.stop_complete}; expected a share in [0, 1]')
   _check(not c.stop_loss or c.eval_every, 'stop_loss',
          'is read on the validations: set eval_every > 0 too, or stop_loss=0')
   for f in ('log_every', 'summary_every', 'image_every', 'checkpoint_every', 'keep_checkpoints',

@@ -75,7 +75,27 @@ def reached_stop(config, is_adversary, m):
   adversary, a takeover complete in at least `config.stop_complete` of the seeds."""
   if not m['score'] < config.stop_loss:
     return False
-  return not is_adversary or m['complete'] >= config.stop_complete
+  return not is_adversary or complete_takeover(config, is_adversary, m)
+
+
+def complete_takeover(config, is_adversary, m):
+  """Whether a validation's takeover counts as complete for the stop criterion and the best
+  weights: an adversary run with `stop_loss` whose validation left no original cell in at
+  least `stop_complete` of the seeds. Always False otherwise (nothing to prefer)."""
+  return bool(is_adversary and config.stop_loss and m['complete'] >= config.stop_complete)
+
+
+def better_validation(config, is_adversary, m, score, best_score, best_complete):
+  """Whether validation metrics `m` with `score` beat the best so far (`best_score`,
+  `best_complete`): a finite, lower score, except that with `stop_loss` a complete takeover
+  (`complete_takeover`) beats an incomplete one whatever the scores. The bar counts complete
+  takeovers, and the score does not: one original cell left in a seed adds only l2 / seeds."""
+  if not np.isfinite(score):
+    return False
+  complete = complete_takeover(config, is_adversary, m)
+  if complete != bool(best_complete):
+    return complete
+  return score < best_score
 
 
 class Trainer:
@@ -396,9 +416,11 @@ class Trainer:
     t = time.time()
     m, _, _ = self.evaluate(seed=c.eval_seed + 1)
     m['score'] = score = float(self.evaluator.score(m))
-    improved = bool(np.isfinite(score)) and score < float(self.best.score.numpy())
+    improved = better_validation(c, self.is_adversary, m, score, float(self.best.score.numpy()),
+                                 bool(self.best.complete.numpy()))
     if improved:
-      self.best.keep(step_lib.rule_vars(self.trainee), score, step)
+      self.best.keep(step_lib.rule_vars(self.trainee), score, step,
+                     complete_takeover(c, self.is_adversary, m))
     summaries.write_evaluation(writer, 'valid', m, step)
     with writer.as_default():
       tf.summary.scalar('valid/best_score', self.best.score, step=step)

@@ -115,7 +115,8 @@ def read_provenance(workdir):
 
 
 class BestWeights(tf.Module):
-  """A copy of the trainee's rule variables with their validation score and step."""
+  """A copy of the trainee's rule variables with their validation score and step, and
+  whether that validation's takeover was complete (`loop.better_validation`)."""
 
   def __init__(self, variables):
     super().__init__(name='best')
@@ -123,12 +124,15 @@ class BestWeights(tf.Module):
                     for i, v in enumerate(variables)]
     self.score = tf.Variable(np.inf, dtype=tf.float32, trainable=False, name='score')
     self.step = tf.Variable(-1, dtype=tf.int64, trainable=False, name='step')
+    # Added later: a checkpoint without it restores False (its best then counts as incomplete).
+    self.complete = tf.Variable(False, trainable=False, name='complete')
 
-  def keep(self, variables, score, step):
+  def keep(self, variables, score, step, complete=False):
     for b, v in zip(self.weights, variables):
       b.assign(v)
     self.score.assign(score)
     self.step.assign(step)
+    self.complete.assign(complete)
 
 
 def unreadable(prefix):
