@@ -210,7 +210,8 @@ def perturbation_claims(rows):
   return claims
 
 
-SETTING_FIELDS = ('adversary_init', 'l3', 'l3_distance', 'steps', 'lr_boundaries', 'stop_loss')
+SETTING_FIELDS = ('adversary_init', 'l3', 'l3_distance', 'l2', 'steps', 'lr_boundaries',
+                  'stop_loss')
 
 
 def _perturbation_settings(records):
