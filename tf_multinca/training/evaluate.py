@@ -56,7 +56,8 @@ def evaluate_adversary(original, adversary, injection, target, grid, inject_at=6
 
   Returns:
     (metrics dict of floats at the last step, with `*_std`, `no_injection` (samples where the
-    square did not fit) and `complete` (the share of samples with no original cell left), recorded states `[R, H, W, 15 + k]` of sample 0, their steps).
+    square did not fit) and `complete` (the share of samples with no original cell left),
+    recorded states `[R, H, W, 15 + k]` of sample 0, their steps).
   """
   record = sorted(set(_record_steps(inject_at, 3)) | {inject_at + 1} |
                   {inject_at + t for t in _record_steps(steps, 6)})

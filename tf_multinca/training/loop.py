@@ -471,6 +471,7 @@ class Trainer:
     if c.eval_every and int(self.best.step.numpy()) >= 0:
       best = {'step': int(self.best.step.numpy()),
               'valid_score': float(self.best.score.numpy()),
+              'complete': bool(self.best.complete.numpy()),
               'last_step': step, 'used': bool(c.keep_best)}
       if c.keep_best:
         for v, b in zip(step_lib.rule_vars(self.trainee), self.best.weights):
