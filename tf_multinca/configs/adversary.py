@@ -199,7 +199,11 @@ def _perturbation(init, l3):
       # ~600); random_l3 5 %: |dw| 0.120, cosine 0.77 (paper 0.10 / 0.83), MSE 0.038, 1047
       # alive; copy_l3 5 %: |dw| 0.0075, cosine 0.999, and the grid filled (2304 alive from
       # step 250 on, MSE 0.068): a tiny change of the rule that undoes the growth's stop
-      # (session 8).
+      # (session 8). At 2500 steps with l2 1e-2 (below; 80 %, session 8): complete 32/32 for
+      # both, but overgrown and far from the paper's final loss (0.004-0.007): copy_l3 |dw|
+      # 0.006, cosine 0.9995 (paper 0.05 / 0.96), MSE 0.036, 886 alive; random_l3 |dw| 0.078,
+      # cosine 0.911 (paper 0.044 / 0.97), MSE 0.055, 1177 alive. 'norm' at l3 = 0.01 holds
+      # a copy on the original; the paper's |dw| lies between what 'rms' and 'norm' give.
       # The only published perturbation adversary is the 10 % one: no comparison per rate.
       compare_with='')
   if l3 > 0:  # see the comment on the penalised regimes above
