@@ -1,5 +1,6 @@
 """tools.reproduce end to end on testing configs, and the committed results zoo itself."""
 
+import csv
 import json
 import os
 import pathlib
@@ -9,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tf_multinca import configs, hub, takeover, weights_file, zoo
+from tf_multinca import configs, hub, report, takeover, weights_file, zoo
 from tf_multinca.training import fanout, loop, reproduce
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -159,6 +160,20 @@ def test_the_zoo_holds_the_papers_experiments_only():
   assert committed(), 'results/ holds no experiment'
   cells = {c.entry for c in reproduce.cells(reproduce.PAPER + (reproduce.PERTURBATION,))}
   assert set(committed()) <= cells, committed()
+
+
+def test_the_committed_fig15_cells_do_not_contradict_the_papers_claims():
+  # None of the paper's claims may be contradicted by the cells committed so far, and once
+  # the sweep is complete (4 regimes x 4 rates) every claim must hold.
+  with (COMMITTED / report.PERTURBATION_TABLE).open() as f:
+    rows = list(csv.DictReader(f))
+  assert rows
+  claims = report.perturbation_claims(rows)
+  assert not [c for c in claims if c.contradicted], claims
+  sweep = {(r, rate) for r in configs.adversary.PERTURBATION_REGIMES
+           for rate in configs.adversary.PERTURBATION_RATES}
+  if {(r['regime'], float(r['rate'])) for r in rows} >= sweep:
+    assert all(c.holds for c in claims), [c for c in claims if not c.holds]
 
 
 @pytest.mark.parametrize('name', committed())

@@ -248,9 +248,16 @@ def test_a_fig15_claim_that_fails_or_lacks_cells_says_why():
   claims = {c.text: c for c in report.perturbation_claims(rows)}
   copy = claims['copy init: the penalty gives a smaller |dw| and a larger cosine at every rate']
   assert not copy.holds and copy.detail.startswith('25 %: |dw| 0.500 vs 0.130')
-  assert not claims['perturbation_copy_l3: |dw| grows as the injected share falls'].holds
+  assert copy.contradicted
+  grows = claims['perturbation_copy_l3: |dw| grows as the injected share falls']
+  assert not grows.holds and grows.contradicted  # 0.5 at 25 % is above 5 %'s 0.13
   assert claims['random init: the penalty gives a smaller |dw| and a larger cosine at every '
                 'rate'].holds
   partial = [r for r in _paper_rows() if r['rate'] != 0.05 or r['regime'] != 'perturbation_random']
   far = report.perturbation_claims(partial)[-1]
-  assert not far.holds  # a missing cell is not a claim shown
+  assert not far.holds and not far.contradicted  # a missing cell is not a claim shown
+  # Only the 80 % cells: nothing holds yet, nothing is contradicted.
+  top = [r for r in _paper_rows() if r['rate'] == 0.8]
+  assert not any(c.holds or c.contradicted for c in report.perturbation_claims(top)[:4])
+  far = dict(top[-1], cosine_similarity=0.5)  # perturbation_random at 80 %, now close
+  assert report.perturbation_claims(top[:-1] + [far])[-1].contradicted
