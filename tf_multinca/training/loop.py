@@ -42,6 +42,7 @@ from tf_multinca.configs import base as config_lib
 from tf_multinca.pretrained import formats
 from tf_multinca.training import distribute
 from tf_multinca.training import evaluate
+from tf_multinca.training import interrupt
 from tf_multinca.training import pool as pool_lib
 from tf_multinca.training import samples as samples_lib
 from tf_multinca.training import schedules
@@ -276,7 +277,8 @@ class Trainer:
       DivergedError: a NaN or infinite loss or gradient.
     """
     try:
-      return self._run()
+      with interrupt.deferred() as ctrl_c:
+        return self._run(ctrl_c)
     except KeyboardInterrupt:
       last = self.checkpoints.latest
       raise Interrupted(
@@ -302,7 +304,7 @@ class Trainer:
       if not self.is_chief:
         shutil.rmtree(self.outdir, ignore_errors=True)
 
-  def _run(self):
+  def _run(self, ctrl_c):
     c = self.config
     if self.is_chief:
       self.workdir.mkdir(parents=True, exist_ok=True)
@@ -331,6 +333,9 @@ class Trainer:
     stopped_early = False
     out = None
     while int(self.step.numpy()) < c.steps:
+      # Ctrl-C is taken here, between steps: the last checkpoint is complete, and the
+      # exception cannot be swallowed by a finaliser (see `interrupt`).
+      ctrl_c.check()
       self._enter_stage()
       step_before = int(self.step.numpy())
       out = self.train_step()
