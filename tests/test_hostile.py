@@ -308,11 +308,19 @@ def test_unfittable_square_in_training_exits_2_before_training(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_stops_training_with_one_line_and_exit_130(tmp_path):
   work = tmp_path / 'run'
-  proc = subprocess.Popen([sys.executable, '-m', 'tools.train_adversary',
-                           '--config=lizard_red_testing', '--set=steps=100000',
-                           '--set=eval_every=0', f'--workdir={work}'], cwd=REPO,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
+  # The child starts as from a terminal, with SIGINT at its default. A test runner launched in
+  # the background of a script (`bash .ci/run &`) has SIGINT ignored, and an ignored signal
+  # stays ignored across exec, so the child would rightly not hear Ctrl-C; a Python handler
+  # here becomes SIG_DFL in the exec'd child.
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    proc = subprocess.Popen([sys.executable, '-m', 'tools.train_adversary',
+                             '--config=lizard_red_testing', '--set=steps=100000',
+                             '--set=eval_every=0', f'--workdir={work}'], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
+  finally:
+    signal.signal(signal.SIGINT, previous)
   try:
     deadline = time.time() + 120
     for line in proc.stdout:
