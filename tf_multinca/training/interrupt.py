@@ -4,9 +4,8 @@ Python turns SIGINT into a KeyboardInterrupt raised wherever the main thread hap
 Python code. During training that is often inside a TensorFlow finaliser (`__del__` of a
 function, tensor or resource deleter) or a weakref callback, where an exception is printed as
 "Exception ignored in ..." and dropped: the run goes on as if nothing had been pressed.
-`deferred()` instead records the
-first Ctrl-C and the loop raises KeyboardInterrupt itself after the current step; a second Ctrl-C
-raises at once, for a user who does not want to wait for the step.
+`deferred()` instead records the first Ctrl-C and the loop raises KeyboardInterrupt itself
+after the current step; a second Ctrl-C raises at once, for a user who does not want to wait.
 """
 
 import contextlib
