@@ -163,14 +163,18 @@ def test_adversary_init_from_another_model(tmp_path, monkeypatch):
 
 
 def test_target_and_old_equal_the_readable_losses():
-  # One projection of the channels gives exactly the slices' values (a 0/1 matrix product).
+  # One projection of the channels (a 0/1 matrix product) gives the slices' values: RGB are
+  # copies, exact; the alpha is the sum of the rules' alphas, whose summation order the matmul
+  # kernel picks (1 ulp apart on an AMD EPYC in CI).
   for k in (2, 3):
     x = tf.constant(random_multi_state(4, k, (3, 10, 10)))
     target = tf.random.stateless_uniform([10, 10, 4], [1, k])
     lt, old, rgba = metrics.target_and_old(x, target)
     np.testing.assert_allclose(lt, metrics.target_loss(x, target), rtol=1e-6)
     np.testing.assert_allclose(old, metrics.old_cells(x), rtol=1e-6)
-    np.testing.assert_array_equal(rgba, metrics.rgba_view(x))
+    view = metrics.rgba_view(x)
+    np.testing.assert_array_equal(rgba[..., :3], view[..., :3])
+    np.testing.assert_allclose(rgba[..., 3], view[..., 3], rtol=1e-6)
 
 
 ROLLOUT_STEPS = 5
