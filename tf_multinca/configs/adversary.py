@@ -209,6 +209,20 @@ def _perturbation(init, l3):
       # complete) but the random init is no longer pulled to the original (|dw| 0.174,
       # cosine 0.367 against the paper's 0.97; MSE 0.055, 975 alive, 32/32), and the MSE is
       # no better: l3 is not what overgrows the penalised cells.
+      # With the penalty, a random init's |dw| is set by how long the penalty has acted more
+      # than by the rate: it falls all through the run (1 - cosine at steps 250 / 750 / 1000 /
+      # 1500 / 2000 / 2500, session 10: 25 % 0.84 / 0.34 / 0.09 / 0.04 / 0.030 / 0.024; 50 %
+      # 0.85 / 0.45 / 0.27 / 0.17 / 0.154), at a pace that differs between runs (80 %: 0.089 at
+      # its best step 1750, 25 %: 0.035 there), so the best-validated step picks |dw|. The 25 %
+      # cell (32/32, MSE 0.042, 1037 alive, |dw| 0.0425, cosine 0.973, best step 2250) is below
+      # the 80 % cell's 0.078 and contradicts fig. 15's claim that |dw| grows as the injected
+      # share falls: not committed to results/ (the claims test); the paper's random_l3 |dw|
+      # 0.044 / 0.04 / 0.06 / 0.10 (80 / 50 / 25 / 5 %) is flat to 25 % too. The copy_l3 50 %
+      # cell filled the grid (2304 alive, MSE 0.082, |dw| 0.007, best step 500), random_l3 50 %
+      # nearly (1837 alive, MSE 0.062); copy_l3 25 % / 5 % overgrew too (1411 / 1786 alive,
+      # MSE 0.054 / 0.066, |dw| 0.0085 / 0.0098, best step 2250 of 2500 both). The overgrowth
+      # penalty did not help a random init: random_l3 25 % with l_outside=1e-3 (2500 steps)
+      # diverged near step 500 (loss 8.6e4) and ended shrunk, 187 alive, MSE 1.43.
       # The only published perturbation adversary is the 10 % one: no comparison per rate.
       compare_with='')
   if l3 > 0:  # see the comment on the penalised regimes above
