@@ -163,17 +163,19 @@ def test_the_zoo_holds_the_papers_experiments_only():
 
 
 def test_the_committed_fig15_cells_do_not_contradict_the_papers_claims():
-  # None of the paper's claims may be contradicted by the cells committed so far, and once
-  # the sweep is complete (4 regimes x 4 rates) every claim must hold.
+  # The cells committed so far contradict exactly the claims listed, with what was measured,
+  # in report.NOT_REPRODUCED (none other, and each listed one still), and once the sweep is
+  # complete (4 regimes x 4 rates) every other claim holds.
   with (COMMITTED / report.PERTURBATION_TABLE).open() as f:
     rows = list(csv.DictReader(f))
   assert rows
   claims = report.perturbation_claims(rows)
-  assert not [c for c in claims if c.contradicted], claims
+  assert set(report.NOT_REPRODUCED) <= {c.text for c in claims}, report.NOT_REPRODUCED
+  assert {c.text for c in claims if c.contradicted} == set(report.NOT_REPRODUCED), claims
   sweep = {(r, rate) for r in configs.adversary.PERTURBATION_REGIMES
            for rate in configs.adversary.PERTURBATION_RATES}
   if {(r['regime'], float(r['rate'])) for r in rows} >= sweep:
-    assert all(c.holds for c in claims), [c for c in claims if not c.holds]
+    assert all(c.holds for c in claims if c.text not in report.NOT_REPRODUCED), claims
 
 
 @pytest.mark.parametrize('name', committed())

@@ -240,6 +240,23 @@ def test_the_fig15_claims_hold_on_the_papers_own_table():
   assert len(claims) == 5 and all(c.holds for c in claims), [c for c in claims if not c.holds]
 
 
+def test_a_claim_we_do_not_reproduce_is_shown_with_what_was_measured():
+  rows = _paper_rows()
+  for r in rows:  # the random-init 25 % cell dips below the 50 % one
+    if r['regime'] == 'perturbation_random_l3' and r['rate'] == 0.25:
+      r['weight_distance'] = 0.03
+  claims = {c.text: c for c in report.perturbation_claims(rows)}
+  text = 'perturbation_random_l3: |dw| grows as the injected share falls'
+  assert text in report.NOT_REPRODUCED and claims[text].contradicted
+  line = report.claim_line(claims[text])
+  assert line.startswith(f'- **contradicted**: {text} (80 % 0.044, 50 % 0.040, 25 % 0.030')
+  assert line.endswith('. ' + report.NOT_REPRODUCED[text][0].upper() +
+                       report.NOT_REPRODUCED[text][1:] + '.')
+  # On the paper's own table the same claim holds, and its line has no such note.
+  held = {c.text: c for c in report.perturbation_claims(_paper_rows())}[text]
+  assert held.holds and report.claim_line(held) == f'- holds: {text} ({held.detail})'
+
+
 def test_a_fig15_claim_that_fails_or_lacks_cells_says_why():
   rows = _paper_rows()
   for r in rows:  # the penalty no longer helps the copied init at 25 %
