@@ -250,8 +250,7 @@ def test_a_claim_we_do_not_reproduce_is_shown_with_what_was_measured():
   assert text in report.NOT_REPRODUCED and claims[text].contradicted
   line = report.claim_line(claims[text])
   assert line.startswith(f'- **contradicted**: {text} (80 % 0.044, 50 % 0.040, 25 % 0.030')
-  assert line.endswith('. ' + report.NOT_REPRODUCED[text][0].upper() +
-                       report.NOT_REPRODUCED[text][1:] + '.')
+  assert line.endswith(f'. {report.NOT_REPRODUCED[text]}.')
   # On the paper's own table the same claim holds, and its line has no such note.
   held = {c.text: c for c in report.perturbation_claims(_paper_rows())}[text]
   assert held.holds and report.claim_line(held) == f'- holds: {text} ({held.detail})'

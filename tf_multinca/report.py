@@ -249,7 +249,7 @@ def _perturbation_settings(records):
 # contradiction, or a retrained cell that removes one, fails it until this entry is updated.
 NOT_REPRODUCED = {
     'perturbation_random_l3: |dw| grows as the injected share falls': (
-        'not reproduced: our 25 % cell ends at |dw| 0.025 (cosine 0.991), below the 80 % '
+        'Not reproduced: our 25 % cell ends at |dw| 0.025 (cosine 0.991), below the 80 % '
         'cell\'s 0.078 and the 50 % cell\'s 0.100, where the paper has 0.06 above 0.044 and '
         '0.04. Not an artefact of where training stopped: from step 500 to 2500, every 250 '
         'steps, the 25 % cell\'s |dw| is below the 50 % cell\'s at the same step (0.164 vs '
@@ -269,8 +269,7 @@ def claim_line(claim):
   else:
     verdict = '**contradicted**' if claim.contradicted else 'not shown yet (cells missing)'
   why = NOT_REPRODUCED.get(claim.text) if claim.contradicted else None
-  return f'- {verdict}: {claim.text} ({claim.detail})' + (f'. {why[0].upper()}{why[1:]}.'
-                                                          if why else '')
+  return f'- {verdict}: {claim.text} ({claim.detail})' + (f'. {why}.' if why else '')
 
 
 def _perturbation_table(records, root):
