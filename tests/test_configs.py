@@ -58,6 +58,8 @@ def test_overrides_are_typed():
     ('l1_schedule=cosine', 'config field l1_schedule'),
     ('grad_norm=maybe', 'config field grad_norm'),
     ('justtext', 'key=value'),
+    ('target_alpha_cut=1', 'config field target_alpha_cut'),
+    ('target_alpha_cut=-0.1', 'config field target_alpha_cut'),
 ])
 def test_bad_overrides_name_the_field(override, message):
   with pytest.raises(configs.ConfigError, match=message):

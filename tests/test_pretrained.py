@@ -511,6 +511,15 @@ def test_self_target_is_the_grown_organism():
   assert t[24, 24, 3] > 0.5 and not t[0].any()
 
 
+def test_cut_alpha_empties_the_faint_cells():
+  t = np.array([[[0.2, 0.4, 0.6, 0.05], [0.9, 0.1, 0.3, 0.29]],
+                [[0.5, 0.5, 0.5, 0.3], [0.1, 0.2, 0.3, 1.0]]], np.float32)
+  out = targets.cut_alpha(t, 0.3)
+  np.testing.assert_array_equal(out[0], np.zeros([2, 4]))  # alpha 0.05 and 0.29: emptied
+  np.testing.assert_array_equal(out[1], t[1])  # alpha 0.3 (the cut itself) and 1: kept
+  np.testing.assert_array_equal(targets.cut_alpha(t, 0.0), t)
+
+
 def test_target_errors(tmp_path):
   with pytest.raises(targets.TargetError, match='no such file'):
     targets.load_target(str(tmp_path / 'missing.png'))

@@ -9,7 +9,7 @@ import tensorflow as tf
 from test_model import random_weights
 from test_multi import random_multi_state
 from tf_multinca import CAModel, configs, hub, metrics, multi, registry, saved_model
-from tf_multinca import weights_file
+from tf_multinca import targets, weights_file
 from tf_multinca import model as model_lib
 from tf_multinca.pretrained import formats
 from tf_multinca.training import pool as pool_lib, schedules
@@ -220,6 +220,21 @@ def test_train_step_losses_are_the_weighted_per_step_losses(tmp_path, monkeypatc
   np.testing.assert_allclose(part_old, want_old, rtol=1e-5, atol=1e-9)
   np.testing.assert_allclose(per_sample, want_target + want_old, rtol=1e-5, atol=1e-9)
   assert float(part_target[1]) > 0 and float(part_old[1]) > 0  # both terms are exercised
+
+
+def test_a_cut_target_is_what_the_run_trains_and_validates_on(tmp_path, monkeypatch, mirror):
+  # target_alpha_cut empties the target's faint cells for the loss and the validations (the
+  # overgrowth penalty's 'outside' then covers them too).
+  monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
+  c, t, _, _, _ = _rollout_inputs(tmp_path, ['target=self:20', 'target_alpha_cut=0.5'])
+  whole = targets.build_target('self:20', c.convention, 24, original=t.original)
+  faint = whole[..., 3] < 0.5
+  assert ((whole[..., 3] > 0) & faint).any() and (~faint).any()
+  trained = t.train_step_fn.target.numpy()
+  np.testing.assert_array_equal(trained[faint], 0.0)
+  np.testing.assert_array_equal(trained[~faint], whole[~faint])
+  np.testing.assert_array_equal(t.train_step_fn.outside.numpy(), trained[..., 3] <= 0)
+  np.testing.assert_array_equal(t.evaluator.target, trained)
 
 
 def test_train_step_gradient_is_the_readable_steps(tmp_path, monkeypatch, mirror):

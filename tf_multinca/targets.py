@@ -227,6 +227,22 @@ def build_target(spec, convention='paper', grid=None, original=None, fire_rate=N
   return out
 
 
+def cut_alpha(target, cut):
+  """`target` with its cells of alpha below `cut` emptied (RGB and alpha 0).
+
+  Args:
+    target: `[H, W, 4]` float32, straight or premultiplied colours.
+    cut: alpha threshold in [0, 1); 0 returns the target unchanged.
+
+  Returns:
+    `[H, W, 4]` float32.
+  """
+  target = np.asarray(target, np.float32)
+  if not cut:
+    return target
+  return np.where(target[..., 3:] >= cut, target, 0.0).astype(np.float32)
+
+
 def _self_target(original, steps, grid, fire_rate, seeds=8, seed=0):
   """The organism's own mean `[RGB, alpha]` after `steps` steps, on the multi layout."""
   x, _ = rollout.grow(multi.MultiNCA([original]), steps, batch=seeds, size=grid, seed=seed,

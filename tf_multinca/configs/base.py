@@ -50,6 +50,10 @@ class TrainConfig:
   # registered name (registry) or a weight file.
   target: str = 'paper/images/lizard_red'  # Target image: manifest image name, PNG path, emoji,
   # or 'self:N' (adversary: the original's own mean RGBA after N steps, for unpublished targets).
+  target_alpha_cut: float = 0.0  # Training only: the target's cells with alpha below this are
+  # emptied (RGB and alpha 0) for the loss and the validations; the final evaluation of
+  # `tools.reproduce` still measures against `target` whole. For 'self:N' targets: a grown
+  # organism carries a faint halo (alpha 0.1-0.3) that its image target did not. 0 = off.
   convention: str = 'paper'  # 'paper' (48x48 torus, straight colours) or 'distill' (72x72).
   grid_size: int = 0  # Grid side in cells; 0 = the convention's (48 paper, 72 distill).
   fire_rate: float = 0.5  # Probability that a cell updates in a step (both rules).
@@ -245,6 +249,8 @@ def validate(c):
     _check(c.kind == 'adversary' and c.target[5:].isdigit(), 'target',
            f"{c.target!r}: 'self:N' (the organism itself after N steps) needs an adversary "
            'run and an integer N')
+  _check(0.0 <= c.target_alpha_cut < 1.0, 'target_alpha_cut',
+         f'{c.target_alpha_cut}; expected in [0, 1) (0: the target whole)')
   _check(c.precision in PRECISIONS, 'precision', f'{c.precision!r}; expected one of '
          f'{PRECISIONS}')
   _check(c.grid_size == 0 or c.grid_size >= 8, 'grid_size', f'{c.grid_size}; 0 or >= 8')

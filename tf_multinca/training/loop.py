@@ -130,8 +130,9 @@ class Trainer:
     # of the step (cross-replica), where the whole batch is prepared.
     with self.strategy.scope():
       self._build_models()
-    self.target_np = targets.build_target(c.target, self.convention, self.grid,
-                                          original=self.original, fire_rate=c.fire_rate)
+    self.target_np = targets.cut_alpha(
+        targets.build_target(c.target, self.convention, self.grid, original=self.original,
+                             fire_rate=c.fire_rate), c.target_alpha_cut)
     target = tf.constant(self.target_np)
     # Cells outside the target's shape (for the optional overgrowth penalty).
     outside = tf.constant((self.target_np[..., 3] <= 0.0).astype(np.float32))
