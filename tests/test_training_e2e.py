@@ -273,9 +273,14 @@ def test_expired_policy_replaces_only_samples_past_max_age(tmp_path, mirror, mon
   marked = np.zeros(t.pool.states.shape, np.float32) + np.arange(4)[:, None, None, None] + 7
   t.pool.states.assign(marked)
   t.pool.ages.assign([10, 20, 30, 40])
+  before = t.rng.state.numpy()
   _, x, ages = t.samples.batch()  # nobody expired: nothing replaced, whatever the losses
   assert sorted(ages.numpy().tolist()) == [10, 20, 30, 40]
   assert sorted(float(v) for v in x.numpy()[:, 0, 0, 0]) == [7, 8, 9, 10]
+  # ... and nothing grown: the generator drew the pool's sample and no fresh organism.
+  alone = tf.random.Generator.from_state(before, t.rng.algorithm)
+  t.pool.sample(4, alone)
+  np.testing.assert_array_equal(t.rng.state.numpy(), alone.state.numpy())
   t.pool.ages.assign([10, 99, 30, 40])
   idx, x, ages = t.samples.batch()  # sample 1 expired: it goes first and is replaced by a fresh one
   assert int(idx[0]) == 1 and int(ages[0]) == 0
