@@ -197,7 +197,8 @@ def test_committed_entry_is_complete_and_current(name):
   assert record.protocol.seeds == reproduce.EVAL_SEEDS and record.protocol.inject_at == 60
   assert record.protocol.ages[-1] == 500
   # The stored verdict is the bar applied to the stored numbers.
-  again = zoo.verdict(record.kind, record.ours, record.published, 500, record.protocol.seeds)
+  again = zoo.verdict(record.kind, record.ours, record.published, 500, record.protocol.seeds,
+                      control=record.control)
   assert again == record.verdict
   assert record.training.wall_s and record.training.steps > 0
   assert all(len(c) >= 7 for c in record.commits)

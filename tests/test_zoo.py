@@ -67,6 +67,23 @@ def test_dynamic_bar_checks_alive_cells_within_20_percent():
   assert [c[0] for c in v.checks if not c[3]] == ['alive cells vs published']
 
 
+@pytest.mark.parametrize('control_alive, passed', [
+    (0, True),  # vanished (the growing butterfly)
+    (1900, True),  # exploded (the growing lizard, the firework)
+    (650, False),  # kept its shape alone: the adversary proves nothing
+])
+def test_dynamic_bar_needs_a_control_that_lost_the_shape(control_alive, passed):
+  published = evaluation('paper/x', [0.0] * 32, [600] * 32, [0.004] * 32)
+  ours = evaluation('ours', [0.0] * 32, [610] * 32, [0.004] * 32)
+  control = evaluation('control', [1.0] * 32, [control_alive] * 32, [0.2] * 32)
+  v = zoo.verdict('dynamic', ours, published, 500, 32, control=control)
+  assert v.passed is passed
+  assert v.checks[-1] == (zoo.CONTROL_CHECK, control_alive, 600, passed)
+  # A static experiment's control keeps its shape by design: not checked.
+  assert zoo.CONTROL_CHECK not in [c[0] for c in zoo.verdict('static', ours, published, 500, 32,
+                                                              control=control).checks]
+
+
 def fake_entry(root, name, kind='static', seed=0, strips=True):
   """A zoo entry made from scratch: random weights, made-up evaluations, tiny strips."""
   rng = np.random.default_rng(seed)
@@ -90,7 +107,7 @@ def fake_entry(root, name, kind='static', seed=0, strips=True):
       protocol=zoo.Protocol(seeds=32, seed=1234, inject_at=60, ages=(100, 500), grid=48,
                             strip_steps=(0, 60, 560)),
       ours=ours, published=published, control=control,
-      verdict=zoo.verdict(kind, ours, published, 500, 32))
+      verdict=zoo.verdict(kind, ours, published, 500, 32, control=control))
   zoo.write_record(d, record)
   if strips:
     for key in zoo.STRIPS:

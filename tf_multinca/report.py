@@ -300,8 +300,10 @@ def _perturbation_table(records, root):
 
 def _bound(check, limit):
   """What a verdict check compares with: the alive count is a band around the published one."""
-  if check == 'alive cells vs published':
+  if check == zoo.ALIVE_CHECK:
     return f'published {limit:.4g}, within {zoo.ALIVE_TOLERANCE:.0%}'
+  if check == zoo.CONTROL_CHECK:
+    return f'published {limit:.4g}, outside {zoo.ALIVE_TOLERANCE:.0%}'
   return f'limit {limit:.4g}'
 
 

@@ -251,13 +251,19 @@ def _record(doc):
       overrides=tuple(doc.get('overrides', ())))
 
 
-def verdict(kind, ours, published, age, seeds):
+CONTROL_CHECK = 'control lost the shape (alive vs published)'
+ALIVE_CHECK = 'alive cells vs published'
+
+
+def verdict(kind, ours, published, age, seeds, control=None):
   """The issue's bar for an experiment of `kind` at `age` after injection.
 
   - complete takeovers in at least 31 of 32 seeds, or in as many as the published adversary
     where it falls short of that;
   - with a published adversary: mean MSE at most 1.5x its; static: worst seed at most 3x its
-    worst seed; dynamic: alive cells within 20 % of its.
+    worst seed; dynamic: alive cells within 20 % of its, and, given the `control` (the
+    organism left alone), the control outside that band: it has decayed, vanished or exploded
+    by then (fig. 14), so keeping the shape is the adversary's doing.
   """
   o = ours.at(age)
   need = math.ceil(COMPLETE_SHARE * seeds)
@@ -274,8 +280,10 @@ def verdict(kind, ours, published, age, seeds):
         checks.append(('worst-seed MSE', worst, wlimit, worst <= wlimit))
     if kind == 'dynamic':
       alive, ref = o.stats('alive')[0], p.stats('alive')[0]
-      checks.append(('alive cells vs published', alive, ref,
-                     abs(alive - ref) <= ALIVE_TOLERANCE * ref))
+      checks.append((ALIVE_CHECK, alive, ref, abs(alive - ref) <= ALIVE_TOLERANCE * ref))
+      if control is not None:
+        gone = control.at(age).stats('alive')[0]
+        checks.append((CONTROL_CHECK, gone, ref, abs(gone - ref) > ALIVE_TOLERANCE * ref))
   return Verdict(passed=all(c[3] for c in checks), checks=tuple(checks))
 
 

@@ -271,7 +271,7 @@ def collect(name, config, run_dir, results_dir=None, seeds=EVAL_SEEDS, log=print
       protocol=protocol, ours=ours.evaluation,
       published=published.evaluation if published else None, control=control.evaluation,
       verdict=zoo.verdict(kind, ours.evaluation, published.evaluation if published else None,
-                          protocol.ages[-1], seeds),
+                          protocol.ages[-1], seeds, control=control.evaluation),
       overrides=tuple(overrides))
 
   def write(tmp):
