@@ -339,7 +339,8 @@ def write_report(results_dir=None):
     lines += ['- A complete takeover leaves no mature original cell. The bar: complete in at '
               'least 31 of 32 seeds (or as many as the published adversary), mean MSE at most '
               '1.5x the published, worst seed at most 3x its worst (static), alive cells within '
-              '20 % of it (dynamic).', '']
+              '20 % of it and the control\'s outside that band, decayed, vanished or exploded '
+              '(dynamic).', '']
   fig_dir = root / FIGURES_DIR
   for kind, title in _SECTIONS:
     group = [r for r in records if r.kind == kind]
