@@ -132,8 +132,18 @@ def _grow_to_persist(**kwargs):
   # in 32 of 32 but still overgrown, 829 alive cells against the published 586, MSE 0.0256
   # against 0.0050; the takeover is slow (original fraction 0.51 / 0.16 at ages 100 / 200,
   # published 0.10 / 0.00), so the original's explosion (control: 930 / 1899 alive at ages
-  # 200 / 500) starts before it is replaced. Does not pass the bar yet.
-  return PAPER_ADVERSARY.replace(l1_start=20, steps=4500, **kwargs)
+  # 200 / 500) starts before it is replaced.
+  # N_old from age 84, the authors' setting, instead of 150: the takeover must end before the
+  # original's own fate (the lizard explodes from ~140 steps after injection, the butterfly
+  # vanishes ~60 after it, the firework explodes ~80 after it); the target loss from age 20
+  # holds the shape while N_old acts, which it did not when both started at 64 (lizard_red).
+  # Measured on the lizard (4500 steps, 49 min beside another run; 32 seeds,
+  # results/lizard_grow_to_persist): the takeover is faster (original fraction 0.25 / 0.01 at
+  # ages 100 / 200, was 0.51 / 0.16) and the organism less overgrown: 722 alive cells (was
+  # 829; published 586, band 469-703), MSE 0.0132 (was 0.0256; published 0.0050, bar
+  # 0.0075). Still short of the bar. With N_old from 84 and l_outside 1e-3 (session 13) it
+  # never took over (original fraction 0.9-1.0 through 1100 steps).
+  return PAPER_ADVERSARY.replace(l1_start=20, l2_start=84, steps=4500).replace(**kwargs)
 
 
 def lizard_grow_to_persist():
@@ -153,7 +163,21 @@ def butterfly_grow_to_persist():
   return _grow_to_persist(
       description='paper fig. 14: growing butterfly -> persistent, spray 3 %',
       original='paper/butterfly/growing', target='self:60', injection='spray:0.03',
-      compare_with='paper/butterfly/virus/butterfly_growing_to_persist_virusrate_3%')
+      compare_with='paper/butterfly/virus/butterfly_growing_to_persist_virusrate_3%',
+      # Trained on the grown organism without its faint halo (alpha < 0.3 emptied; the final
+      # evaluation still measures against self:60 whole). The growing butterfly at step 60
+      # has 986 cells of alpha > 0.1 on 8 organisms' mean (734 above 0.3): a halo its image
+      # target did not have, since the published adversary keeps 819. Trained on self:60
+      # whole (2500 steps, N_old from 150, 45 min): complete in 32 of 32, MSE 0.0059 (the
+      # published 0.0102) but 1101 alive cells, outside the bar's 20 % of 819: the halo kept.
+      # With the cut (results/butterfly_grow_to_persist, 3000 steps, 27 min beside another
+      # run): 32 of 32, MSE to self:60 whole 0.0134 (bar 0.0153; median 0.011, the published
+      # 0.010), 758 alive (band 655-983). 3 of 32 seeds break into pieces (MSE 0.023 / 0.041
+      # / 0.058; seed 0, the strip's, is the worst): not covered by the dynamic bar.
+      target_alpha_cut=0.3,
+      # 3000 steps, the 1e-4 phase from 2000: the 2500-step run above was already at the MSE
+      # bar (0.0059 against 0.0153), and a spray takes over at once.
+      steps=3000, lr_boundaries=(1000, 2000))
 
 
 def firework_grow_to_persist():
@@ -161,7 +185,16 @@ def firework_grow_to_persist():
   return _grow_to_persist(
       description='paper fig. 14: growing firework -> persistent, spray 50 %',
       original='paper/firework/growing', target='paper/images/firework', injection='spray:0.5',
-      compare_with='paper/firework/virus/firework_growing_to_persist_virusrate_50%')
+      compare_with='paper/firework/virus/firework_growing_to_persist_virusrate_50%',
+      # A random rule, not a copy: the published adversary is unrelated to the original
+      # (cosine 0.000, |dw| 0.316; the other published adversaries 0.46-0.83), and a copy of
+      # the exploding rule kept exploding: from a copy with N_old 1e-2 from age 84 (1000
+      # steps, 8-seed validations at age 500): MSE 0.155 / 0.123 / 0.150 / 0.159 at 250 / 500
+      # / 750 / 1000 steps, 1545-2304 alive (the published adversary: MSE 0.003, ~1446 alive,
+      # the target 1444 cells); with N_old from 150 (1500 steps, session 13) 0.077-0.218.
+      adversary_init='random',
+      # 3000 steps with the 1e-4 phase from 2000 (as the butterfly): ~60 min beside another run.
+      steps=3000, lr_boundaries=(1000, 2000))
 
 
 # Fig. 15: the perturbation regimes, green -> red lizard from a spray, with or without the
