@@ -137,7 +137,7 @@ def _grow_to_persist(**kwargs):
   # original's own fate (the lizard explodes from ~140 steps after injection, the butterfly
   # vanishes ~60 after it, the firework explodes ~80 after it); the target loss from age 20
   # holds the shape while N_old acts, which it did not when both started at 64 (lizard_red).
-  return PAPER_ADVERSARY.replace(l1_start=20, l2_start=84, steps=4500, **kwargs)
+  return PAPER_ADVERSARY.replace(l1_start=20, l2_start=84, steps=4500).replace(**kwargs)
 
 
 def lizard_grow_to_persist():
@@ -157,7 +157,17 @@ def butterfly_grow_to_persist():
   return _grow_to_persist(
       description='paper fig. 14: growing butterfly -> persistent, spray 3 %',
       original='paper/butterfly/growing', target='self:60', injection='spray:0.03',
-      compare_with='paper/butterfly/virus/butterfly_growing_to_persist_virusrate_3%')
+      compare_with='paper/butterfly/virus/butterfly_growing_to_persist_virusrate_3%',
+      # Trained on the grown organism without its faint halo (alpha < 0.3 emptied; the final
+      # evaluation still measures against self:60 whole). The growing butterfly at step 60
+      # has 986 cells of alpha > 0.1 on 8 organisms' mean (734 above 0.3): a halo its image
+      # target did not have, since the published adversary keeps 819. Trained on self:60
+      # whole (2500 steps, N_old from 150, 45 min): complete in 32 of 32, MSE 0.0059 (the
+      # published 0.0102) but 1101 alive cells, outside the bar's 20 % of 819: the halo kept.
+      target_alpha_cut=0.3,
+      # 3000 steps, the 1e-4 phase from 2000: the 2500-step run above was already at the MSE
+      # bar (0.0059 against 0.0153), and a spray takes over at once.
+      steps=3000, lr_boundaries=(1000, 2000))
 
 
 def firework_grow_to_persist():
