@@ -201,10 +201,11 @@ def firework_grow_to_persist():
       # (cosine 0.000, |dw| 0.316; the other published adversaries 0.46-0.83), and a copy of
       # the exploding rule kept exploding: from a copy with N_old 1e-2 from age 84 (1000
       # steps, 8-seed validations at age 500): MSE 0.155 / 0.123 / 0.150 / 0.159 at 250 / 500
-      # / 750 / 1000 steps, 1545-2304 alive (the published adversary: MSE 0.003, ~1446 alive,
-      # the target 1444 cells); with N_old from 150 (1500 steps, session 13) 0.077-0.218.
+      # / 750 / 1000 steps, 1545-2304 alive (the published adversary on 8 other seeds: MSE
+      # 0.003, ~1446 alive; the target 1444 cells); with N_old from 150 (1500 steps, session
+      # 13) 0.077-0.218.
       adversary_init='random',
-      # 3000 steps with the 1e-4 phase from 2000 (as the butterfly): ~60 min beside another run.
+      # 3000 steps with the 1e-4 phase from 2000, as the butterfly (time: two runs at a time).
       # Measured (results/firework_grow_to_persist, 39 min of training beside another run;
       # best validated weights from step 2250): complete 32 of 32, 1558 alive (published
       # 1454, within the band), the control exploded (2299); MSE 0.037 (median 0.037, the
