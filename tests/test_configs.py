@@ -60,6 +60,9 @@ def test_overrides_are_typed():
     ('justtext', 'key=value'),
     ('target_alpha_cut=1', 'config field target_alpha_cut'),
     ('target_alpha_cut=-0.1', 'config field target_alpha_cut'),
+    ('weight_average=1', 'config field weight_average'),
+    ('weight_average=-0.5', 'config field weight_average'),
+    ('weight_average_from=99999', 'config field weight_average_from'),
 ])
 def test_bad_overrides_name_the_field(override, message):
   with pytest.raises(configs.ConfigError, match=message):

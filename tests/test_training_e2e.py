@@ -363,6 +363,35 @@ def test_best_validated_weights_survive_resume_and_are_exported(tmp_path, mirror
   assert info['step'] == best and info['run_step'] == 4
 
 
+def test_the_weights_average_is_resumed_validated_and_exported(tmp_path, mirror, monkeypatch):
+  # weight_average: the EMA of the weights of the steps after weight_average_from (the first
+  # one copied), carried across a resume; the validation judges it, the export takes it, and
+  # the training goes on from the last step's own weights.
+  monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
+  c = configs.get_config('lizard_red_testing', [
+      'steps=5', 'eval_every=5', 'eval_steps=6', 'eval_seeds=2', 'checkpoint_every=1',
+      'keep_checkpoints=10', 'weight_average=0.6', 'weight_average_from=2'])
+  work = tmp_path / 'run'
+  lines = []
+  loop.Trainer(c.replace(steps=3, eval_every=0), work, log=lines.append).run()
+  doc = loop.Trainer(c, work, log=lines.append).run()  # resumes at step 3
+  probe = loop.Trainer(c, tmp_path / 'probe', log=lambda m: None)
+  w = {}
+  for s in (3, 4, 5):
+    probe.checkpoint.restore(str(work / 'checkpoints' / f'ckpt-{s}')).expect_partial()
+    w[s] = probe.trainee.get_rule_weights()
+  want = {k: 0.6 * (0.6 * w[3][k] + 0.4 * w[4][k]) + 0.4 * w[5][k] for k in w[5]}
+  exported = weights_file.read(work / 'export' / 'adversary.weights.h5')
+  assert model_lib.max_weight_difference(exported, want) < 1e-6
+  # The checkpoint after the validation holds the trainee's own weights, not the average.
+  assert model_lib.max_weight_difference(w[5], want) > 1e-4
+  assert doc['weight_average'] == {'decay': 0.6, 'from_step': 2, 'steps_averaged': 3}
+  assert doc['best']['step'] == 5 and doc['best']['averaged'] and doc['best']['used']
+  assert any("validation at step 5 of the weights' average (3 steps" in l for l in lines), lines
+  with pytest.raises(loop.TrainingError, match='weight_average'):  # not changed on resume
+    loop.Trainer(c.replace(weight_average=0.9), work, log=lambda m: None)
+
+
 def test_pretraining_hands_every_cell_to_the_adversary_then_refills_the_pool(
     tmp_path, mirror, monkeypatch):
   monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))

@@ -15,6 +15,7 @@ step), `evaluate` (the run's evaluations), `summaries` (TensorBoard). Workdir la
     export/              saved_model/, <trainee>.weights.h5 (and nca: WebGL JSON)
 """
 
+import contextlib
 import pathlib
 import shutil
 import tempfile
@@ -154,6 +155,9 @@ class Trainer:
     # The weights with the best validation score so far (eval_every), checkpointed with the run
     # so that a resumed run still knows them.
     self.best = workdir_lib.BestWeights(step_lib.rule_vars(self.trainee))
+    # The moving average of the rule's weights (weight_average), checkpointed with the run.
+    self.average = (workdir_lib.WeightAverage(step_lib.rule_vars(self.trainee),
+                                              c.weight_average) if c.weight_average else None)
     # Training wall time over every session of the run (evaluation and export excluded).
     self.wall_s = tf.Variable(0.0, dtype=tf.float64, trainable=False, name='wall_s')
     core = dict(step=self.step, trainee=self.trainee, optimizer=self.optimizer, rng=self.rng)
@@ -164,7 +168,9 @@ class Trainer:
     self.outdir = (self.workdir if self.is_chief else
                    pathlib.Path(tempfile.mkdtemp(prefix='tf_multinca_worker_')))
     self.checkpoints = workdir_lib.Checkpoints(self.workdir, core,
-                                               dict(best=self.best, wall_s=self.wall_s),
+                                               dict(best=self.best, wall_s=self.wall_s,
+                                                    **({'average': self.average}
+                                                       if self.average is not None else {})),
                                                c.keep_checkpoints, log, write_dir=self.outdir)
 
   # ------------------------------------------------------------------------------------------
@@ -351,6 +357,8 @@ class Trainer:
             'that checkpoint)' + ('' if c.grad_norm else ', or with --set=grad_norm=true') +
             '.')
       step = step_before + 1
+      if self.average is not None and step_before >= c.weight_average_from:
+        self.average.update(step_lib.rule_vars(self.trainee))
       recent.append(loss)
       if step % c.summary_every == 0 or step == c.steps:
         summaries.write_train(writer, out, step, self.is_adversary)
@@ -420,24 +428,53 @@ class Trainer:
     metrics with the score."""
     c = self.config
     t = time.time()
-    m, _, _ = self.evaluate(seed=c.eval_seed + 1)
+    averaged = self.averaging
+    weights = self.average.weights if averaged else step_lib.rule_vars(self.trainee)
+    with self._holding(weights):
+      m, _, _ = self.evaluate(seed=c.eval_seed + 1)
     m['score'] = score = float(self.evaluator.score(m))
     improved = better_validation(c, self.is_adversary, m, score, float(self.best.score.numpy()),
                                  bool(self.best.complete.numpy()))
     if improved:
-      self.best.keep(step_lib.rule_vars(self.trainee), score, step,
-                     complete_takeover(c, self.is_adversary, m))
+      self.best.keep(weights, score, step, complete_takeover(c, self.is_adversary, m),
+                     averaged=averaged)
     summaries.write_evaluation(writer, 'valid', m, step)
     with writer.as_default():
       tf.summary.scalar('valid/best_score', self.best.score, step=step)
     extra = (f', original fraction {m["original_fraction"]:.3f}, complete in '
              f'{round(m["complete"] * c.eval_seeds)}/{c.eval_seeds} seeds'
              if self.is_adversary else '')
-    self.log(f'validation at step {step} ({c.eval_seeds} seeds, {c.eval_steps} steps, '
+    self.log(f'validation at step {step}' +
+             (f' of the weights\' average ({int(self.average.count.numpy())} steps, decay '
+              f'{c.weight_average:g})' if averaged else '') +
+             f' ({c.eval_seeds} seeds, {c.eval_steps} steps, '
              f'{time.time() - t:.0f}s): score {score:.5f}, mse {m["mse"]:.5f}{extra}, alive '
              f'{m["alive"]:.0f}; best {float(self.best.score.numpy()):.5f} at step '
              f'{int(self.best.step.numpy())}' + (' (new best)' if improved else ''))
     return m
+
+  @property
+  def averaging(self):
+    """Whether the weights' average (weight_average) has started: the validations, the final
+    evaluation and the export then take it instead of the last step's weights."""
+    return self.average is not None and int(self.average.count.numpy()) > 0
+
+  @contextlib.contextmanager
+  def _holding(self, weights):
+    """Within the block the trainee's rule holds `weights` (tensors shaped as its variables),
+    then its own again, whatever happens inside."""
+    rule = step_lib.rule_vars(self.trainee)
+    if weights is rule:
+      yield
+      return
+    own = [tf.identity(v) for v in rule]
+    for v, w in zip(rule, weights):
+      v.assign(w)
+    try:
+      yield
+    finally:
+      for v, w in zip(rule, own):
+        v.assign(w)
 
   def export(self, weights_step=None):
     """Writes export/: the SavedModel, the trainee's .weights.h5 (and WebGL JSON). Returns
@@ -478,12 +515,23 @@ class Trainer:
       best = {'step': int(self.best.step.numpy()),
               'valid_score': float(self.best.score.numpy()),
               'complete': bool(self.best.complete.numpy()),
+              'averaged': bool(self.best.averaged.numpy()),
               'last_step': step, 'used': bool(c.keep_best)}
-      if c.keep_best:
-        for v, b in zip(step_lib.rule_vars(self.trainee), self.best.weights):
-          v.assign(b)
-        self.log(f'using the best validated weights (step {best["step"]}, validation score '
-                 f'{best["valid_score"]:.5f}) for the evaluation and the export')
+    average = None
+    if self.average is not None:
+      average = {'decay': c.weight_average, 'from_step': c.weight_average_from,
+                 'steps_averaged': int(self.average.count.numpy())}
+    if best and best['used']:
+      for v, b in zip(step_lib.rule_vars(self.trainee), self.best.weights):
+        v.assign(b)
+      self.log(f'using the best validated weights (step {best["step"]}' +
+               (', the average' if best['averaged'] else '') + ', validation score '
+               f'{best["valid_score"]:.5f}) for the evaluation and the export')
+    elif self.averaging:
+      for v, b in zip(step_lib.rule_vars(self.trainee), self.average.weights):
+        v.assign(b)
+      self.log(f'using the weights\' average ({average["steps_averaged"]} steps, decay '
+               f'{c.weight_average:g}) for the evaluation and the export')
     m, strip, _ = self.evaluate()
     with writer.as_default():
       tf.summary.image('eval/strip', strip[None].astype(np.float32), step=step)
@@ -492,7 +540,7 @@ class Trainer:
     paths = self.export(best['step'] if best and best['used'] else step)
     doc = {'config': c.name, 'kind': c.kind, 'steps': step, 'stopped_early': stopped_early,
            'final_train_loss': final_loss,
-           'best': best,
+           'best': best, 'weight_average': average,
            'wall_s_this_session': wall_s, 'steps_this_session': steps_this_session,
            'wall_s_total': float(self.wall_s.numpy()),
            's_per_step': wall_s / max(steps_this_session, 1), 'eval': m,

@@ -115,8 +115,9 @@ def read_provenance(workdir):
 
 
 class BestWeights(tf.Module):
-  """A copy of the trainee's rule variables with their validation score and step, and
-  whether that validation's takeover was complete (`loop.better_validation`)."""
+  """A copy of the trainee's rule variables with their validation score and step, whether
+  that validation's takeover was complete (`loop.better_validation`) and whether the weights
+  were the moving average's."""
 
   def __init__(self, variables):
     super().__init__(name='best')
@@ -126,13 +127,41 @@ class BestWeights(tf.Module):
     self.step = tf.Variable(-1, dtype=tf.int64, trainable=False, name='step')
     # Added later: a checkpoint without it restores False (its best then counts as incomplete).
     self.complete = tf.Variable(False, trainable=False, name='complete')
+    # Whether the weights are the moving average's (weight_average); False in older checkpoints.
+    self.averaged = tf.Variable(False, trainable=False, name='averaged')
 
-  def keep(self, variables, score, step, complete=False):
+  def keep(self, variables, score, step, complete=False, averaged=False):
     for b, v in zip(self.weights, variables):
       b.assign(v)
     self.score.assign(score)
     self.step.assign(step)
     self.complete.assign(complete)
+    self.averaged.assign(averaged)
+
+
+class WeightAverage(tf.Module):
+  """An exponential moving average of the trainee's rule variables (`weight_average`).
+
+  Args:
+    variables: the rule's variables (shapes and dtypes of the average's).
+    decay: the per-step decay, in [0, 1).
+  """
+
+  def __init__(self, variables, decay):
+    super().__init__(name='average')
+    self.decay = float(decay)
+    self.weights = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name=f'w{i}')
+                    for i, v in enumerate(variables)]
+    # Steps averaged so far; 0 = not started (the first update copies the weights).
+    self.count = tf.Variable(0, dtype=tf.int64, trainable=False, name='count')
+
+  @tf.function
+  def update(self, variables):
+    """Folds the current `variables` into the average (the first call copies them)."""
+    d = tf.where(self.count > 0, self.decay, 0.0)
+    for a, v in zip(self.weights, variables):
+      a.assign(d * a + (1.0 - d) * v)
+    self.count.assign_add(1)
 
 
 def unreadable(prefix):
