@@ -96,7 +96,9 @@ def lizard_red_spray():
       # The target loss stays from age 64: from age 20 (as the grow-to-persist configs, to
       # hold the shape through the takeover; session 14, 4500 steps, 32-seed validations) it
       # was far worse: 32/32 but MSE 0.037 (worst 0.109), 771-849 alive cells at the last
-      # validations: the adversary overgrew for good.
+      # validations: the adversary overgrew for good. With the 1e-4 phase 2000 steps long
+      # (5000 steps) and 32-seed validations (session 15, 46 min beside another run): 32/32,
+      # MSE 0.0095, but worst 0.038 (over the 3x bar, 0.029): not kept.
       l2=1e-2, l2_start=84, outlier_factor=0.0)
 
 
@@ -109,7 +111,6 @@ def lizard_no_tail():
       compare_with='paper/lizard/virus/lizard_persist_to_no_tail_squareside_2',
       # As lizard_red: 1500 steps at lr 1e-4 (with 500 of them, 3500 steps: MSE 0.0055 on 8
       # seeds against the published 0.0018, validation 0.0033 at 3250).
-      steps=4500,
       # As lizard_red: every sample in the gradient. With the paper's outlier rule (4500
       # steps, 32 seeds): complete in 30 of 32, MSE 0.0067 +- 0.0068. Without it (4500 steps,
       # 45 min shared): complete in 32 of 32, MSE 0.0053 (worst 0.025) against the published
@@ -117,7 +118,15 @@ def lizard_no_tail():
       # Tried in session 14, not kept: l_outside 1e-4 (to charge the stub of the tail the run
       # keeps: 518 alive against 473) with 32-seed validations, 4500 steps: best validation
       # 0.0057 (step 3250), final 32 seeds 0.0084, worst 0.062, 31/32 complete.
-      outlier_factor=0.0)
+      outlier_factor=0.0,
+      # A longer low-lr tail (1e-4 for 1250 steps, then 3e-5 for 1000) and validations on 32
+      # seeds, so that the best weights are picked with less noise. Measured (session 15,
+      # results/lizard_no_tail, 5250 steps, 46 min beside another run; best validation 0.0045
+      # at step 4750): 32/32 complete, MSE 0.0049 (worst 0.014) against 4500 steps with 8-seed
+      # validations: 0.0053 (worst 0.025); still above the bar (0.0039; published 0.0026):
+      # the adversary keeps a stub of the tail (531 alive cells, published 473).
+      steps=5250, lr_boundaries=(1000, 3000, 4250), lr_values=(2e-3, 5e-4, 1e-4, 3e-5),
+      eval_seeds=32)
 
 
 def bug_to_butterfly():
