@@ -117,7 +117,11 @@ def lizard_no_tail():
       # Tried in session 14, not kept: l_outside 1e-4 (to charge the stub of the tail the run
       # keeps: 518 alive against 473) with 32-seed validations, 4500 steps: best validation
       # 0.0057 (step 3250), final 32 seeds 0.0084, worst 0.062, 31/32 complete.
-      outlier_factor=0.0)
+      outlier_factor=0.0,
+      # Session 15 probe: a longer low-lr tail (1e-4 for 1250 steps, then 3e-5 for 1000) and
+      # validations on 32 seeds, so that the best weights are picked with less noise.
+      steps=5250, lr_boundaries=(1000, 3000, 4250), lr_values=(2e-3, 5e-4, 1e-4, 3e-5),
+      eval_seeds=32)
 
 
 def bug_to_butterfly():
