@@ -109,7 +109,6 @@ def lizard_no_tail():
       compare_with='paper/lizard/virus/lizard_persist_to_no_tail_squareside_2',
       # As lizard_red: 1500 steps at lr 1e-4 (with 500 of them, 3500 steps: MSE 0.0055 on 8
       # seeds against the published 0.0018, validation 0.0033 at 3250).
-      steps=4500,
       # As lizard_red: every sample in the gradient. With the paper's outlier rule (4500
       # steps, 32 seeds): complete in 30 of 32, MSE 0.0067 +- 0.0068. Without it (4500 steps,
       # 45 min shared): complete in 32 of 32, MSE 0.0053 (worst 0.025) against the published
