@@ -99,7 +99,11 @@ def lizard_red_spray():
       # validations: the adversary overgrew for good. With the 1e-4 phase 2000 steps long
       # (5000 steps) and 32-seed validations (session 15, 46 min beside another run): 32/32,
       # MSE 0.0095, but worst 0.038 (over the 3x bar, 0.029): not kept.
-      l2=1e-2, l2_start=84, outlier_factor=0.0)
+      l2=1e-2, l2_start=84, outlier_factor=0.0,
+      # Session 15 probe: the 1e-4 phase 2000 steps long, 32-seed validations, and the weights'
+      # moving average (0.998 per step, from step 1000) validated and exported.
+      steps=5000, lr_boundaries=(1000, 3000), eval_seeds=32,
+      weight_average=0.998, weight_average_from=1000)
 
 
 def lizard_no_tail():
