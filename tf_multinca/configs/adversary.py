@@ -361,6 +361,8 @@ def testing(config):
       lr_values=config.lr_values[:2], checkpoint_every=2,
       summary_every=1, image_every=3, log_every=1, eval_seeds=2, eval_steps=12, max_age=20,
       eval_every=3, pretrain_steps=min(config.pretrain_steps, 2), compare_with='',
+      # The weights' average, where the config keeps one, from the first validation on.
+      weight_average_from=min(config.weight_average_from, 3),
       injection='spray:0.2' if config.injection.startswith('square:3') else config.injection,
       # A warm start needs its model; the tiny variants start from a copy of the original.
       adversary_init='copy' if config.adversary_init.startswith('from:') else
