@@ -332,6 +332,16 @@ def test_stop_loss_stops_at_a_validation_not_at_a_young_batch(tmp_path, mirror, 
   assert not doc['best']['complete']
 
 
+def checkpointed_rule_weights(config, tmp_path, work, steps):
+  """{step: the trainee's rule weights in the run's checkpoint `ckpt-<step>`} of `work`."""
+  probe = loop.Trainer(config, tmp_path / 'probe', log=lambda m: None)
+  out = {}
+  for s in steps:
+    probe.checkpoint.restore(str(work / 'checkpoints' / f'ckpt-{s}')).expect_partial()
+    out[s] = probe.trainee.get_rule_weights()
+  return out
+
+
 def test_best_validated_weights_survive_resume_and_are_exported(tmp_path, mirror, monkeypatch):
   monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
   # A learning rate far too high: the first step is the best and later ones are worse.
@@ -352,12 +362,10 @@ def test_best_validated_weights_survive_resume_and_are_exported(tmp_path, mirror
   assert valid[best] == pytest.approx(mse + 1e-3 * frac * alive, rel=1e-5)  # l1 = 1, l2 = 1e-3
   assert best < 4, valid  # the case this test is about: the last step is not the best
   # The export holds the weights of the best step's checkpoint, not the last step's.
-  ckpt = loop.Trainer(c, tmp_path / 'probe', log=lambda m: None)
-  ckpt.checkpoint.restore(str(work / 'checkpoints' / f'ckpt-{best}')).expect_partial()
+  w = checkpointed_rule_weights(c, tmp_path, work, (best, 4))
   exported = weights_file.read(work / 'export' / 'adversary.weights.h5')
-  assert model_lib.max_weight_difference(exported, ckpt.trainee.get_rule_weights()) == 0.0
-  ckpt.checkpoint.restore(str(work / 'checkpoints' / 'ckpt-4')).expect_partial()
-  assert model_lib.max_weight_difference(exported, ckpt.trainee.get_rule_weights()) > 1e-3
+  assert model_lib.max_weight_difference(exported, w[best]) == 0.0
+  assert model_lib.max_weight_difference(exported, w[4]) > 1e-3
   weights, info = saved_model.read(work / 'export' / 'saved_model')
   assert model_lib.max_weight_difference(weights, exported) == 0.0
   assert info['step'] == best and info['run_step'] == 4
@@ -375,11 +383,7 @@ def test_the_weights_average_is_resumed_validated_and_exported(tmp_path, mirror,
   lines = []
   loop.Trainer(c.replace(steps=3, eval_every=0), work, log=lines.append).run()
   doc = loop.Trainer(c, work, log=lines.append).run()  # resumes at step 3
-  probe = loop.Trainer(c, tmp_path / 'probe', log=lambda m: None)
-  w = {}
-  for s in (3, 4, 5):
-    probe.checkpoint.restore(str(work / 'checkpoints' / f'ckpt-{s}')).expect_partial()
-    w[s] = probe.trainee.get_rule_weights()
+  w = checkpointed_rule_weights(c, tmp_path, work, (3, 4, 5))
   want = {k: 0.6 * (0.6 * w[3][k] + 0.4 * w[4][k]) + 0.4 * w[5][k] for k in w[5]}
   exported = weights_file.read(work / 'export' / 'adversary.weights.h5')
   assert model_lib.max_weight_difference(exported, want) < 1e-6

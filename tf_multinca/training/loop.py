@@ -429,9 +429,9 @@ class Trainer:
     c = self.config
     t = time.time()
     averaged = self.averaging
-    weights = self.average.weights if averaged else step_lib.rule_vars(self.trainee)
-    with self._holding(weights):
+    with self._holding(self.average.weights if averaged else None):
       m, _, _ = self.evaluate(seed=c.eval_seed + 1)
+    weights = self.average.weights if averaged else step_lib.rule_vars(self.trainee)
     m['score'] = score = float(self.evaluator.score(m))
     improved = better_validation(c, self.is_adversary, m, score, float(self.best.score.numpy()),
                                  bool(self.best.complete.numpy()))
@@ -459,22 +459,24 @@ class Trainer:
     evaluation and the export then take it instead of the last step's weights."""
     return self.average is not None and int(self.average.count.numpy()) > 0
 
+  def _load_rule(self, weights):
+    """Assigns `weights` (tensors shaped as the rule's variables) to the trainee's rule."""
+    for v, w in zip(step_lib.rule_vars(self.trainee), weights):
+      v.assign(w)
+
   @contextlib.contextmanager
   def _holding(self, weights):
-    """Within the block the trainee's rule holds `weights` (tensors shaped as its variables),
-    then its own again, whatever happens inside."""
-    rule = step_lib.rule_vars(self.trainee)
-    if weights is rule:
+    """Within the block the trainee's rule holds `weights` (None: its own, untouched), then
+    its own again, whatever happens inside."""
+    if weights is None:
       yield
       return
-    own = [tf.identity(v) for v in rule]
-    for v, w in zip(rule, weights):
-      v.assign(w)
+    own = [tf.identity(v) for v in step_lib.rule_vars(self.trainee)]
+    self._load_rule(weights)
     try:
       yield
     finally:
-      for v, w in zip(rule, own):
-        v.assign(w)
+      self._load_rule(own)
 
   def export(self, weights_step=None):
     """Writes export/: the SavedModel, the trainee's .weights.h5 (and WebGL JSON). Returns
@@ -522,14 +524,12 @@ class Trainer:
       average = {'decay': c.weight_average, 'from_step': c.weight_average_from,
                  'steps_averaged': int(self.average.count.numpy())}
     if best and best['used']:
-      for v, b in zip(step_lib.rule_vars(self.trainee), self.best.weights):
-        v.assign(b)
+      self._load_rule(self.best.weights)
       self.log(f'using the best validated weights (step {best["step"]}' +
                (', the average' if best['averaged'] else '') + ', validation score '
                f'{best["valid_score"]:.5f}) for the evaluation and the export')
     elif self.averaging:
-      for v, b in zip(step_lib.rule_vars(self.trainee), self.average.weights):
-        v.assign(b)
+      self._load_rule(self.average.weights)
       self.log(f'using the weights\' average ({average["steps_averaged"]} steps, decay '
                f'{c.weight_average:g}) for the evaluation and the export')
     m, strip, _ = self.evaluate()
