@@ -237,7 +237,8 @@ def firework_grow_to_persist():
       # published 0.0065, bar 0.0098): the firework's shape kept, its rays blurred. Its
       # validations swung (0.154 / 0.254 / 0.084 / 0.137 / 0.099 / 0.134 / 0.078 / 0.263 /
       # 0.036 / 0.038 at 250..2500 steps, 8 seeds): short of the bar.
-      steps=3000, lr_boundaries=(1000, 2000))
+      steps=3000, lr_boundaries=(1000, 2000),
+      weight_average=0.998, weight_average_from=1000, eval_seeds=32)
 
 
 # Fig. 15: the perturbation regimes, green -> red lizard from a spray, with or without the
