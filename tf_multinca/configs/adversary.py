@@ -187,7 +187,8 @@ def lizard_grow_to_persist():
   return _grow_to_persist(
       description='paper fig. 14: growing lizard -> persistent, 3x3 square',
       original='paper/lizard/growing', target='paper/images/lizard', injection='square:3',
-      compare_with='paper/lizard/virus/lizard_growing_to_persist_squareside_3')
+      compare_with='paper/lizard/virus/lizard_growing_to_persist_squareside_3',
+      weight_average=0.998, weight_average_from=1000, eval_seeds=32)
 
 
 def butterfly_grow_to_persist():
