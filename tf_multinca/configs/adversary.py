@@ -173,7 +173,7 @@ def _grow_to_persist(**kwargs):
   # N_old from age 20 (lizard, 2000 steps) the adversary overgrew the organism as the static
   # one did with N_old from 64 (835 alive cells against the published 588, MSE 0.0259
   # against 0.0036 at age 500), and ages past 400 were never trained. Measured with this
-  # setting (lizard, 4500 steps, 61 min; 32 seeds, results/lizard_grow_to_persist): complete
+  # setting (lizard, 4500 steps, 61 min; 32 seeds, the entry of 8e88c2e): complete
   # in 32 of 32 but still overgrown, 829 alive cells against the published 586, MSE 0.0256
   # against 0.0050; the takeover is slow (original fraction 0.51 / 0.16 at ages 100 / 200,
   # published 0.10 / 0.00), so the original's explosion (control: 930 / 1899 alive at ages
@@ -183,7 +183,7 @@ def _grow_to_persist(**kwargs):
   # vanishes ~60 after it, the firework explodes ~80 after it); the target loss from age 20
   # holds the shape while N_old acts, which it did not when both started at 64 (lizard_red).
   # Measured on the lizard (4500 steps, 49 min beside another run; 32 seeds,
-  # results/lizard_grow_to_persist): the takeover is faster (original fraction 0.25 / 0.01 at
+  # the entry of 0256547): the takeover is faster (original fraction 0.25 / 0.01 at
   # ages 100 / 200, was 0.51 / 0.16) and the organism less overgrown: 722 alive cells (was
   # 829; published 586, band 469-703), MSE 0.0132 (was 0.0256; published 0.0050, bar
   # 0.0075). Still short of the bar. With N_old from 84 and l_outside 1e-3 (session 13) it
@@ -248,7 +248,7 @@ def firework_grow_to_persist():
       # 13) 0.077-0.218.
       adversary_init='random',
       # 3000 steps with the 1e-4 phase from 2000, as the butterfly (time: two runs at a time).
-      # Measured (results/firework_grow_to_persist, 39 min of training beside another run;
+      # Measured (the entry of a32455d, 39 min of training beside another run;
       # best validated weights from step 2250): complete 32 of 32, 1558 alive (published
       # 1454, within the band), the control exploded (2299); MSE 0.037 (median 0.037, the
       # published 0.0065, bar 0.0098): the firework's shape kept, its rays blurred. Its
