@@ -132,8 +132,9 @@ class TrainConfig:
   # to 3000, 0.0048 for the plain mean of 2500..3000 (session 15, seeds unused elsewhere).
   # Not a sure gain on the final seeds: lizard_no_tail trained with it (0.998 from 1000)
   # validated at 0.0036 against the raw weights' 0.0045, but its final evaluation gave 0.0052
-  # (worst seed 0.033) against the raw run's 0.0049 (worst 0.014). lizard_red_spray uses it
-  # (its mean MSE 0.0100 -> 0.0074).
+  # (worst seed 0.033) against the raw run's 0.0049 (worst 0.014). Used by lizard_red_spray
+  # (mean MSE 0.0100 -> 0.0074), firework_grow_to_persist (0.0371 -> 0.0278) and
+  # lizard_grow_to_persist (MSE 0.0132 -> 0.0134, alive 722 -> 691, now inside the band).
   weight_average_from: int = 0  # The step the average starts at (a copy of the weights then).
   steps: int = 2000  # Train steps of the whole run.
   stop_loss: float = 0.0  # Stop early once a validation's score (the objective at the
