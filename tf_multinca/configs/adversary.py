@@ -157,10 +157,11 @@ def lizard_no_tail():
       # pieces live on as separate blobs (689 alive cells).
       # Nor 64-step rollouts in 3500 steps (lr from 1000 / 2250 / 3000; session 17, 44 min,
       # 0.7-1.2 s/step): faster per step (validation MSE 0.0083 / 0.0053 / 0.0040 at 1750 /
-      # 2500 / 3000, where this run needed 4750 steps for 0.0045), but the injected square
-      # died in 1 to 9 of the 32 validation seeds (23-31/32 complete from step 1500), whose
-      # N_old made the score pick step 1750 (score 0.0085): final 32 seeds 32/32, MSE 0.0085,
-      # worst 0.016. A takeover that fails to start is what longer rollouts bring here.
+      # 2500 / 3000, where this run needed 4750 steps for 0.0045), but the takeover was
+      # less sure: original cells left in 1 to 9 of the 32 validation seeds from step 1500
+      # (23-31/32 complete; original fraction 0.031 = one seed wholly original, its square
+      # dead), whose N_old made the score pick step 1750 (score 0.0085): final 32 seeds
+      # 32/32, MSE 0.0085, worst 0.016.
       steps=5250, lr_boundaries=(1000, 3000, 4250), lr_values=(2e-3, 5e-4, 1e-4, 3e-5),
       eval_seeds=32)
 
