@@ -210,7 +210,7 @@ def lizard_grow_to_persist():
       original='paper/lizard/growing', target='paper/images/lizard', injection='square:3',
       compare_with='paper/lizard/virus/lizard_growing_to_persist_squareside_3',
       # The weights' moving average (0.998 per step from step 1000), validated on 32 seeds.
-      # Measured (results/lizard_grow_to_persist, session 16, 37 min beside another run; the
+      # Measured (the entry of 8f8a774, session 16, 37 min beside another run; the
       # average at step 4000 picked, validation 0.022): 32/32, 691 alive cells (was 722: now
       # inside the band 469-703), MSE 0.0134 (was 0.0132; bar 0.0075): short of the bar on
       # the MSE only.
@@ -276,7 +276,7 @@ def firework_grow_to_persist():
       # The weights' moving average (0.998 per step from step 1000) validated on 32 seeds and
       # exported: the raw weights' validations swing (above), the average's fall steadily
       # (0.098 / 0.072 / 0.050 / 0.032 / 0.030 / 0.029 / 0.028 at 1250..3000). Measured
-      # (results/firework_grow_to_persist, session 16, 38 min beside another run; the average
+      # (the entry of 8f8a774, session 16, 38 min beside another run; the average
       # at step 3000 picked): 32/32 complete, MSE 0.0278 (was 0.0371; the published 0.0065,
       # bar 0.0098), 1482 alive (published 1454). Better, still short of the bar.
       weight_average=0.998, weight_average_from=1000, eval_seeds=32,
