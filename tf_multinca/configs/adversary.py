@@ -76,7 +76,7 @@ def lizard_red():
 
 def lizard_red_spray():
   """The spray variant: 10 % of the cells (the published virusrate_10% adversary)."""
-  # Measured, not yet at the bar (mean MSE <= 0.0089). Trained as lizard_red (a copy of the
+  # Passes the bar since session 18 (64-step rollouts, last comment below). Trained as lizard_red (a copy of the
   # original, 4500 steps, N_old 1e-3 from age 150, the paper's outlier rule; ~56 min) it took
   # over in 32 of 32 seeds, but its MSE plateaued at 0.012-0.014 (32 seeds: 0.0137 +- 0.0080,
   # worst 0.0435, 651 alive; the published 0.0059, worst 0.0095, 597 alive): a red lizard
@@ -121,7 +121,15 @@ def lizard_red_spray():
       # cells, MSE 0.0375; its tail grows on across the torus's edge from age ~100, where the
       # published adversary keeps the shape): the longer low-lr phase does not remove it.
       steps=5000, lr_boundaries=(1000, 3000), eval_seeds=32,
-      weight_average=0.998, weight_average_from=1000)
+      weight_average=0.998, weight_average_from=1000,
+      # 64-step rollouts instead of the common 32 (the authors': 96), in 3500 steps (the 1e-4
+      # phase from 2500): the overgrowing seed's tail runs on for ~100 steps after the
+      # takeover, longer than a 32-step rollout sees. Measured (results/lizard_red_spray,
+      # sessions 17-18, 89 min beside another run or CI, 1.53 s/step; the average at step 2500 picked,
+      # validation 0.0093, later ones 0.0107-0.0122): 32/32, MSE 0.0088 (bar 0.0089; median
+      # 0.0082, the published 0.0059), worst 0.0125 (was 0.033; the 3x limit 0.029), 663
+      # alive (published 597): passes, the worst seed fixed, the mean at the bar's edge.
+      rollout_min=64, rollout_max=64).replace(steps=3500, lr_boundaries=(1000, 2500))
 
 
 def lizard_no_tail():
