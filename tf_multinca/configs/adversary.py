@@ -121,7 +121,9 @@ def lizard_red_spray():
       # cells, MSE 0.0375; its tail grows on across the torus's edge from age ~100, where the
       # published adversary keeps the shape): the longer low-lr phase does not remove it.
       steps=5000, lr_boundaries=(1000, 3000), eval_seeds=32,
-      weight_average=0.998, weight_average_from=1000)
+      weight_average=0.998, weight_average_from=1000,
+      # 64-step rollouts (probe, session 17), 3500 steps.
+      rollout_min=64, rollout_max=64).replace(steps=3500, lr_boundaries=(1000, 2500))
 
 
 def lizard_no_tail():
