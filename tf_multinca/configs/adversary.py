@@ -234,12 +234,26 @@ def lizard_grow_to_persist():
       weight_average=0.998, weight_average_from=1000, eval_seeds=32,
       # 64-step rollouts instead of the common 32 (the authors': 96), in 3500 steps (the
       # 1e-4 phase from 2500) instead of 4500: each step's gradient reaches over twice the
-      # ages. Measured (results/lizard_grow_to_persist, session 17, 55 min beside another run,
+      # ages. Measured (the entry of 6e0694f, session 17, 55 min beside another run,
       # 0.94 s/step; the average at step 3000 picked): averaged validations 0.0196 / 0.0159 /
       # 0.0144 at 1750 / 2500 / 3000 (the 32-step run's best: 0.0221 at 4000); final 32 seeds
       # 32/32 complete, 664 alive (band 469-703), MSE 0.0093 (was 0.0134; the published
       # 0.0050, bar 0.0075): closer, still short of the bar on the MSE.
-      rollout_min=64, rollout_max=64, steps=3500, lr_boundaries=(1000, 2500))
+      rollout_min=64, rollout_max=64, steps=3500, lr_boundaries=(1000, 2500),
+      # Every sample in the gradient (outlier_factor 0, as lizard_red): in the entry above the
+      # seeds that fail are those whose square has barely spread by age 100 (original
+      # fraction 0.96-0.98 in 2 of 32 seeds), after which the original explodes and the
+      # adversary keeps the overgrowth (1107 alive, MSE 0.065); such a sample's N_old is far
+      # above the batch mean, and the paper's outlier rule dropped it from the gradient.
+      # Measured (results/lizard_grow_to_persist, session 18, 52 min beside another run,
+      # 0.89 s/step; the average at step 2500 picked): averaged validations 0.0093 / 0.0072
+      # / 0.0068 at 1500 / 2250 / 2500 (the entry above: 0.0144 at best); final 32 seeds
+      # 32/32, 655 alive (band 469-703), MSE 0.0084 (bar 0.0075; median 0.0039, the
+      # published 0.0050): the typical seed now better than the published adversary's, the
+      # mean still over the bar by a few seeds: the two worst (MSE 0.051 / 0.038, 949 / 847
+      # alive) are among the 5 of 32 whose square lay dormant to age 100 (original fraction
+      # 0.88-0.98 then): a 64-step rollout from the injection ends before N_old (from 84).
+      outlier_factor=0.0)
 
 
 def butterfly_grow_to_persist():
