@@ -171,7 +171,10 @@ def lizard_no_tail():
       # dead), whose N_old made the score pick step 1750 (score 0.0085): final 32 seeds
       # 32/32, MSE 0.0085, worst 0.016.
       steps=5250, lr_boundaries=(1000, 3000, 4250), lr_values=(2e-3, 5e-4, 1e-4, 3e-5),
-      eval_seeds=32)
+      eval_seeds=32).replace(
+          # Probe (session 18): the authors' loss windows reached from the injection.
+          rollout_min=64, rollout_max=96, l2_start=84, steps=3000,
+          lr_boundaries=(1000, 2000, 2600), weight_average=0.998, weight_average_from=1000)
 
 
 def bug_to_butterfly():
