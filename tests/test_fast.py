@@ -282,6 +282,31 @@ def test_single_gradients_match_reference():
     assert max_diff(gf, gr) / scale < 1e-4
 
 
+def test_add_rows_is_the_scatter_add_bit_for_bit_with_its_gradient():
+  rng = np.random.default_rng(5)
+  flat = tf.constant(rng.normal(size=(40, 6)).astype(np.float32))
+  need = rng.random(40) < 0.4
+  rows = tf.constant(np.flatnonzero(need).astype(np.int32))
+  d = tf.constant(rng.normal(size=(int(need.sum()), 6)).astype(np.float32))
+  g = tf.constant(rng.normal(size=(40, 6)).astype(np.float32))
+
+  def run(fn):
+    with tf.GradientTape() as tape:
+      tape.watch([flat, d])
+      out = fn(flat, d)
+      loss = tf.reduce_sum(out * g) + tf.reduce_sum(tf.square(out))
+    return [out] + tape.gradient(loss, [flat, d])
+
+  want = run(lambda f, u: tf.tensor_scatter_nd_add(f, rows[:, None], u))
+  got = run(lambda f, u: fast.add_rows(f, rows, u))
+  for a, b in zip(got, want):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  # Rows not listed are copied untouched, listed rows moved by exactly d.
+  out = got[0].numpy()
+  np.testing.assert_array_equal(out[~need], flat.numpy()[~need])
+  assert not np.array_equal(out[need], flat.numpy()[need])
+
+
 def test_single_impl_in_config():
   ca = CAModel(impl='reference')
   assert CAModel.from_config(ca.get_config()).impl == 'reference'

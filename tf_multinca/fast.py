@@ -286,7 +286,10 @@ def sparse_multi_update(state, coef, rules, step_size, angle=0.0, padding='zeros
     c = tf.gather_nd(coef[:, i], rows[i])[:, None]
     deltas.append(tf.nn.bias_add(_matmul(h, p.w2, p.precision), p.b2) * step_size * c)
   flat = tf.reshape(state, [-1, channels])
-  # Rows of different rules may coincide (a cell two rules grow into): the updates add up.
+  # Rows of different rules may coincide (a cell two rules grow into): the updates add up. One
+  # scatter-add of every rule's rows: `add_rows` rule by rule (the same sums) measured no
+  # faster here (CPU per step, one thread: 2-rule 0.97x / 1.03x at batch 6 / 64, 3-rule 1.03x,
+  # lizard_red's train step 0.98x): each rule's pass copies the whole state.
   return tf.tensor_scatter_nd_add(flat, tf.concat(rows, 0), tf.concat(deltas, 0))
 
 
@@ -303,6 +306,35 @@ def dense_multi_update(state, p, coef, rules, step_size):
     d = tf.nn.bias_add(tf.matmul(_hidden(p, w1, b1), w2), b2)
     state += d * step_size * coef[:, i:i + 1]
   return state
+
+
+@tf.custom_gradient
+def add_rows(flat, rows, d):
+  """`flat` with `d` added to its rows `rows`: `tf.tensor_scatter_nd_add(flat, rows[:, None],
+  d)` for unique `rows`, bit for bit, in a fraction of the time.
+
+  TF's CPU TensorScatterAdd costs 55-75 ns per updated row on top of copying `flat` (measured
+  in a loop on one thread: 194 / 872 us for 20 % of a 13,824- / 41,472-row state, against
+  90 / 251 us here), a quarter to a third of a sparse training step. Here the updated rows
+  are gathered, added to (the same one float addition per element) and stitched over a copy
+  of `flat` (`dynamic_stitch`: the later of two data for one index wins, which is the updated
+  row). The gradient is the scatter-add's: `g` for `flat`, `g`'s rows for `d`.
+
+  Args:
+    flat: `[M, C]`.
+    rows: `[N]` int32, unique (`tf.where` of a mask).
+    d: `[N, C]`.
+
+  Returns:
+    `[M, C]`.
+  """
+  updated = tf.gather(flat, rows) + d
+  out = tf.dynamic_stitch([tf.range(tf.shape(flat)[0]), rows], [flat, updated])
+
+  def grad(g):
+    return g, None, tf.gather(g, rows)
+
+  return out, grad
 
 
 def sparse_single_update(x, need, rule, step_size, angle=0.0, prepared=None):
@@ -323,4 +355,4 @@ def sparse_single_update(x, need, rule, step_size, angle=0.0, prepared=None):
   nb = tf.reshape(nb, [-1, 9 * rule.channel_n])
   h = _hidden(nb, p.w1, p.b1, p.precision)
   d = tf.nn.bias_add(_matmul(h, p.w2, p.precision), p.b2) * step_size
-  return tf.tensor_scatter_nd_add(tf.reshape(x, [-1, rule.channel_n]), idx, d)
+  return add_rows(tf.reshape(x, [-1, rule.channel_n]), tf.cast(idx[:, 0], tf.int32), d)
