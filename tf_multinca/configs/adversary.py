@@ -224,7 +224,9 @@ def lizard_grow_to_persist():
       # 0.0050, bar 0.0075): closer, still short of the bar on the MSE.
       rollout_min=64, rollout_max=64, steps=3500, lr_boundaries=(1000, 2500),
       # Probe (session 18): every sample in the gradient (lizard_red's finding).
-      outlier_factor=0.0)
+      outlier_factor=0.0).replace(
+          # Probe (session 18): rollouts from the injection reach N_old (from 84).
+          rollout_max=96, steps=3000, lr_boundaries=(1000, 2000))
 
 
 def butterfly_grow_to_persist():
