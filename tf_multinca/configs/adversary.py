@@ -27,7 +27,8 @@ PAPER_ADVERSARY = base.TrainConfig(
     # then covers whole rollouts, up to max_age. 64-step rollouts cost ~1.5-2x per step and
     # were better per step where measured (session 17: lizard_grow_to_persist MSE 0.0134 ->
     # 0.0093 in 3500 steps instead of 4500, firework_grow_to_persist 0.0278 -> 0.0220): those
-    # configs use them.
+    # configs use them, and lizard_red_spray; lizard_no_tail and lizard_grow_to_persist draw
+    # 64-96 steps, so that the first rollout after the injection reaches N_old (from age 84).
     rollout_min=32, rollout_max=32,
     pool_size=64,
     replace_worst=1,
