@@ -316,10 +316,10 @@ def add_rows(flat, rows, d):
   TF's CPU TensorScatterAdd costs 55-75 ns per updated row on top of copying `flat` (measured
   in a loop on one thread: 194 / 872 us for 20 % of a 13,824- / 41,472-row state, against
   90 / 251 us here): profiled, 24 % of nca_growing's train step and 35 % of the single step
-  at batch 6, more than any matmul. Here the updated rows
-  are gathered, added to (the same one float addition per element) and stitched over a copy
-  of `flat` (`dynamic_stitch`: the later of two data for one index wins, which is the updated
-  row). The gradient is the scatter-add's: `g` for `flat`, `g`'s rows for `d`.
+  at batch 6, more than any matmul. Here the updated rows are gathered, added to (the same
+  one float addition per element) and stitched over a copy of `flat` (`dynamic_stitch`: the
+  later of two data for one index wins, which is the updated row). The gradient is the
+  scatter-add's: `g` for `flat`, `g`'s rows for `d`.
 
   Args:
     flat: `[M, C]`.
