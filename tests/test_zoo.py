@@ -1,10 +1,12 @@
 """The results zoo's records, the reproduction bar and the report, on small fake entries."""
 
+import dataclasses
 import json
 import os
 import pathlib
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -294,3 +296,21 @@ def test_a_fig15_claim_that_fails_or_lacks_cells_says_why():
   assert not any(c.holds or c.contradicted for c in report.perturbation_claims(top)[:4])
   far = dict(top[-1], cosine_similarity=0.5)  # perturbation_random at 80 %, now close
   assert report.perturbation_claims(top[:-1] + [far])[-1].contradicted
+
+
+def test_fig15_settings_show_which_cells_trained_with_each_setting():
+  # A regime retrained cell by cell with a new recipe shows both recipes, each with its cells.
+  def record(rate, rollout_max):
+    config = configs.get_config('perturbation_copy', [f'injection=spray:{rate:g}',
+                                                      f'rollout_max={rollout_max}'])
+    return types.SimpleNamespace(config_name='perturbation_copy',
+                                 config=dataclasses.asdict(config))
+
+  lines = report._perturbation_settings([record(0.8, 96), record(0.5, 32), record(0.05, 32)])
+  rows = [x for x in lines if x.startswith('| perturbation_copy |')]
+  assert len(rows) == 2, lines
+  header = [c.strip() for c in lines[3].split('|')[1:-1]]
+  cells = {r.split('|')[2].strip(): [c.strip() for c in r.split('|')[1:-1]] for r in rows}
+  assert set(cells) == {'80 %', '50 %, 5 %'}
+  at = header.index('rollout_max')
+  assert cells['80 %'][at] == '96' and cells['50 %, 5 %'][at] == '32'

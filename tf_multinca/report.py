@@ -221,23 +221,24 @@ def perturbation_claims(rows):
 
 
 SETTING_FIELDS = ('adversary_init', 'l3', 'l3_distance', 'l2', 'steps', 'lr_boundaries',
-                  'stop_loss')
+                  'stop_loss', 'rollout_min', 'rollout_max', 'weight_average')
 
 
 def _perturbation_settings(records):
   """The settings that tell the regimes apart, one row per regime, read from the cells'
-  configs: a regime whose cells differ in them shows each distinct setting."""
-  lines = ['| regime | ' + ' | '.join(SETTING_FIELDS) + ' |',
-           '|---|' + '---|' * len(SETTING_FIELDS)]
+  configs: a regime whose cells differ in them shows each distinct setting, with the injected
+  shares of the cells that trained with it."""
+  lines = ['| regime | cells (injected) | ' + ' | '.join(SETTING_FIELDS) + ' |',
+           '|---|---|' + '---|' * len(SETTING_FIELDS)]
   by_regime = {}
   for r in records:
     row = tuple(str(r.config.get(f, '-')) for f in SETTING_FIELDS)
-    by_regime.setdefault(r.config_name, [])
-    if row not in by_regime[r.config_name]:
-      by_regime[r.config_name].append(row)
+    rate = float(r.config['injection'].split(':')[1].rstrip('%'))
+    by_regime.setdefault(r.config_name, {}).setdefault(row, []).append(rate)
   for regime in sorted(by_regime):
-    for row in by_regime[regime]:
-      lines.append(f'| {regime} | ' + ' | '.join(row) + ' |')
+    for row, rates in by_regime[regime].items():
+      shares = ', '.join(f'{x * 100:g} %' for x in sorted(rates, reverse=True))
+      lines.append(f'| {regime} | {shares} | ' + ' | '.join(row) + ' |')
   return ['', 'Settings per regime (from the cells\' configs; the comments of '
           '`tf_multinca/configs/adversary.py` give the measured reasons; `-`: a field added '
           'after the cell was trained, which trained with its default):', ''] + lines
