@@ -340,6 +340,12 @@ def firework_grow_to_persist():
       # 0.100 / 0.085 / 0.060 / 0.062 / 0.049 / 0.048 / 0.029 / 0.029 / 0.028 / 0.024 / 0.021
       # at 250..3000, still falling at the end; final 32 seeds 32/32, 1463 alive, MSE 0.0220
       # (was 0.0278 with 32-step rollouts; bar 0.0098). Better, still short of the bar.
+      # Tried (session 19, not kept): the target loss from age 64 (the paper's common window)
+      # instead of 20, with 64-96-step rollouts: validations 0.045 / 0.039 / 0.037 / 0.035 /
+      # 0.034 at 1000 / 1500 / 2000 / 2500 / 3000 (this entry's 0.060 / 0.049 / 0.029 / 0.028
+      # / 0.021), final 32 seeds 32/32, MSE 0.035, 1611 alive: without the early target the
+      # adversary overgrows through the takeover (2226-2303 alive at the first validations)
+      # and keeps part of it.
       rollout_min=64, rollout_max=64)
 
 
