@@ -230,8 +230,10 @@ def test_report_writes_the_perturbation_table_and_figure(tmp_path):
   assert '## Adversaries close to the original (fig. 15)' in text
   assert '| perturbation_copy_l3 | 80 % | 800 | yes | 0.0093 | 0.051 (0.05) | 0.960 (0.96)' in text
   # The settings that tell the regimes apart, read from the cells' configs.
-  assert "| perturbation_copy_l3 | copy | 0.01 | norm | 0.01 | 2500 | [1000, 1500] | 0.01 |" in text
-  assert "| perturbation_random | random | 0.0 | rms | 0.001 | 2500 | [1000, 1500] | 0.01 |" in text
+  assert ("| perturbation_copy_l3 | 80 %, 5 % | copy | 0.01 | norm | 0.01 | 2500 | [1000, 1500] |"
+          " 0.01 | 32 | 32 | 0.0 |") in text
+  assert ("| perturbation_random | 80 % | random | 0.0 | rms | 0.001 | 2500 | [1000, 1500] |"
+          " 0.01 | 32 | 32 | 0.0 |") in text
   import csv
   rows = list(csv.DictReader((tmp_path / 'perturbation' / 'table.csv').open()))
   assert [(r['regime'], float(r['rate'])) for r in rows] == [
