@@ -17,6 +17,7 @@ from PIL import Image
 from PIL import ImageDraw
 
 from tf_multinca import fileio
+from tf_multinca import injection
 from tf_multinca import render
 from tf_multinca import text
 from tf_multinca import zoo
@@ -129,12 +130,17 @@ def _dynamic_table(records):
   return lines
 
 
+def _spray_rate(record):
+  """The spray rate in [0, 1] of a fig. 15 cell's injection ('spray:0.8' or 'spray:80%')."""
+  return injection.parse_injection(record.config['injection'])['rate']
+
+
 def perturbation_rows(records):
   """One row per fig. 15 cell (`PERTURBATION_COLUMNS`), from the records of kind
   'perturbation' (regime: the config name; rate: the spray rate of its injection)."""
   rows = []
   for r in records:
-    rate = float(r.config['injection'].split(':')[1].rstrip('%'))
+    rate = _spray_rate(r)
     m = r.ours.at(r.protocol.ages[-1])
     rows.append({'regime': r.config_name, 'rate': rate, 'steps': r.training.steps,
                  'reached_loss_criterion': r.training.stopped_early,
@@ -233,7 +239,7 @@ def _perturbation_settings(records):
   by_regime = {}
   for r in records:
     row = tuple(str(r.config.get(f, '-')) for f in SETTING_FIELDS)
-    rate = float(r.config['injection'].split(':')[1].rstrip('%'))
+    rate = _spray_rate(r)
     by_regime.setdefault(r.config_name, {}).setdefault(row, []).append(rate)
   for regime in sorted(by_regime):
     for row, rates in by_regime[regime].items():
