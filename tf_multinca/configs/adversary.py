@@ -346,6 +346,13 @@ def firework_grow_to_persist():
       # / 0.021), final 32 seeds 32/32, MSE 0.035, 1611 alive: without the early target the
       # adversary overgrows through the takeover (2226-2303 alive at the first validations)
       # and keeps part of it.
+      # Tried (sessions 19-20, not kept): pre-training (pretrain_steps=1000: the adversary
+      # first owns every cell of the grown organism, the 100 % end of the authors' 97 % ->
+      # 70 % -> 50 % curriculum), then the 50 % takeover (steps 4000, lr from 2000 / 3000,
+      # the average from 2000). Pre-training learnt a crisp persistent firework (target loss
+      # 0.005 by step 550), but the takeover did not profit: validations 0.635 (4/32
+      # complete) / 0.117 / 0.258 (2267 alive, overgrown) at 250 / 500 / 750 takeover steps,
+      # this entry's 0.106 / 0.100 / 0.085 at the same steps; stopped at step 1810.
       rollout_min=64, rollout_max=64)
 
 
