@@ -404,6 +404,12 @@ def _perturbation(init, l3):
       # 0.006, cosine 0.9995 (paper 0.05 / 0.96), MSE 0.036, 886 alive; random_l3 |dw| 0.078,
       # cosine 0.911 (paper 0.044 / 0.97), MSE 0.055, 1177 alive. 'norm' at l3 = 0.01 holds
       # a copy on the original; the paper's |dw| lies between what 'rms' and 'norm' give.
+      # The authors' l3 is 'rms' (`ruler.distance` in LetteraUnica/neural_cellular_automata,
+      # added once per rollout to every sample's loss), and it passed no gradient until their
+      # commit 80c4a7b "Fixed ruler not computing gradients" (2022-02-18: the parameters were
+      # read through `.data`), a week before fig. 15's plot (5a78031, 2022-02-23); the sweep's
+      # training script is not in their repository, so how their random init got to cosine
+      # 0.97 with it is not known.
       # l3 stays the paper's 0.01: with 'norm' at l3 = 0.001 (80 %, 2500 steps, session 9)
       # the copy lands nearer the paper (|dw| 0.026, cosine 0.990, MSE 0.027, 783 alive, 31/32
       # complete) but the random init is no longer pulled to the original (|dw| 0.174,
