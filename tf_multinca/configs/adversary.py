@@ -353,6 +353,10 @@ def firework_grow_to_persist():
       # 0.005 by step 550), but the takeover did not profit: validations 0.635 (4/32
       # complete) / 0.117 / 0.258 (2267 alive, overgrown) at 250 / 500 / 750 takeover steps,
       # this entry's 0.106 / 0.100 / 0.085 at the same steps; stopped at step 1810.
+      # Nor lizard_grow_to_persist's recipe, 64-96-step rollouts and outlier_factor 0 (session
+      # 20, 1.9 s/step beside another run): validations 0.155 / 0.083 / 0.099 / 0.090 at 250
+      # .. 1000, overgrown (2304-2112 alive), then the average's 0.066 / 0.045 / 0.043 / 0.039
+      # at 1250 .. 2000 (this entry's 0.062 / 0.049 / 0.048 / 0.029); stopped at step 2100.
       rollout_min=64, rollout_max=64)
 
 
