@@ -461,7 +461,11 @@ def _perturbation(init, l3):
   # Measured on copy 80 % (session 19, 18 min beside another run): stopped on the loss
   # criterion at step 1000 (validation 0.0094), 32/32, MSE 0.0092, |dw| 0.095, cosine 0.878
   # (paper 0.078 / 0.91, loss 0.004), where the 32-step cell ran to the 2500 cap at MSE 0.021
-  # (|dw| 0.113, cosine 0.834).
+  # (|dw| 0.113, cosine 0.834). Session 20 (beside another run, 1.2-1.9 s/step): copy 50 %
+  # stopped at 1250 (MSE 0.0099), copy 25 % ran to the cap (validation 0.0105, MSE 0.0096,
+  # 32/32; was 0.024, 31/32), random 80 % stopped at 1250 (MSE 0.0075; was 0.017 at the cap).
+  # Not enough for the penalised regimes: random_l3 25 % ran to the cap at MSE 0.029 (was
+  # 0.036), still overgrown (800 alive; the lizard ~600), |dw| 0.018, cosine 0.995.
   return config
 
 
