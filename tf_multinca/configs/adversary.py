@@ -411,7 +411,7 @@ def _perturbation(init, l3):
       # The authors' l3 is 'rms' (`ruler.distance` in LetteraUnica/neural_cellular_automata,
       # added once per rollout to every sample's loss), and it passed no gradient until their
       # commit 80c4a7b "Fixed ruler not computing gradients" (2022-02-18: the parameters were
-      # read through `.data`), a week before fig. 15's plot (5a78031, 2022-02-23); the sweep's
+      # read through `.data`), five days before fig. 15's plot (5a78031, 2022-02-23); the sweep's
       # training script is not in their repository, so how their random init got to cosine
       # 0.97 with it is not known.
       # l3 stays the paper's 0.01: with 'norm' at l3 = 0.001 (80 %, 2500 steps, session 9)
@@ -463,7 +463,8 @@ def _perturbation(init, l3):
   # (paper 0.078 / 0.91, loss 0.004), where the 32-step cell ran to the 2500 cap at MSE 0.021
   # (|dw| 0.113, cosine 0.834). Session 20 (beside another run, 1.2-1.9 s/step): copy 50 %
   # stopped at 1250 (MSE 0.0099), copy 25 % ran to the cap (validation 0.0105, MSE 0.0096,
-  # 32/32; was 0.024, 31/32), random 80 % stopped at 1250 (MSE 0.0075; was 0.017 at the cap).
+  # 32/32; was 0.024, 31/32), random 80 % / 50 % stopped at 1250 / 1750 (MSE 0.0075 / 0.0081; were
+  # 0.017 / 0.017 at the cap).
   # Not enough for the penalised regimes: random_l3 25 % ran to the cap at MSE 0.029 (was
   # 0.036), still overgrown (800 alive; the lizard ~600), |dw| 0.018, cosine 0.995.
   return config
