@@ -346,7 +346,7 @@ def firework_grow_to_persist():
       # / 0.021), final 32 seeds 32/32, MSE 0.035, 1611 alive: without the early target the
       # adversary overgrows through the takeover (2226-2303 alive at the first validations)
       # and keeps part of it.
-      rollout_min=64, rollout_max=64)
+      rollout_min=64, rollout_max=96, outlier_factor=0.0)
 
 
 # Fig. 15: the perturbation regimes, green -> red lizard from a spray, with or without the
