@@ -261,8 +261,8 @@ NOT_REPRODUCED = {
         '0.04. Not an artefact of where training stopped: in the 32-step run before it, from '
         'step 500 to 2500, every 250 steps, the 25 % cell\'s |dw| was below the 50 % cell\'s '
         'at the same step (0.164 vs 0.175 at 500, 0.048 vs 0.126 at 1000, 0.025 vs 0.098 at '
-        '2500), and two more 25 % runs ended below them too (session 12: 0.042; session 20, '
-        'with 64-96-step rollouts, the committed cell: 0.018). Like every penalised cell of '
+        '2500, where it ended), and an earlier 25 % run (session 12, another machine) ended '
+        'at 0.042 (cosine 0.973), below them too. Like every penalised cell of '
         'ours it ran to the 2500-step cap without reaching the paper\'s loss < 0.01 stop, so '
         'the cells are compared at equal steps, not at equal loss as in the paper'),
 }
