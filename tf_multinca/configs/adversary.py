@@ -357,6 +357,14 @@ def firework_grow_to_persist():
       # 20, 1.9 s/step beside another run): validations 0.155 / 0.083 / 0.099 / 0.090 at 250
       # .. 1000, overgrown (2304-2112 alive), then the average's 0.066 / 0.045 / 0.043 / 0.039
       # at 1250 .. 2000 (this entry's 0.062 / 0.049 / 0.048 / 0.029); stopped at step 2100.
+      # Nor a start from the published persistent firework (adversary_init=
+      # 'from:paper/firework/persist', session 20, 3000 steps; the rest as this entry): it
+      # already draws crisp rays, but injected as is it explodes in the growing rule's states
+      # (max |x| 1e3 at t+100). Validations 0.144 / 0.134 / 0.101 / 0.070 at 250..1000, then
+      # the average's 0.044 / 0.046 / 0.043 / 0.039 / 0.043 / 0.059 / 0.039 / 0.032 at
+      # 1250..3000 (this entry's 0.062 / 0.049 / 0.048 / 0.029 / 0.029 / 0.028 / 0.024 /
+      # 0.021): ahead to 1750, then stalled in the 1e-4 phase; final 32 seeds 32/32, 1569
+      # alive, MSE 0.038, |dw| to the growing firework 0.243, cosine 0.015.
       rollout_min=64, rollout_max=64)
 
 
