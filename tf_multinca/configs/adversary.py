@@ -65,7 +65,13 @@ def lizard_red():
       # tail of bad seeds on 32 seeds: 0.0050 +- 0.0059 against the published 0.0031; the 10 %
       # spray: 0.048 at 3000, 0.014 at 3250 and 3500, MSE 0.020 at the end). Shorter is not
       # enough (issue 18's 10-minute goal): 1500 steps with the lr dropping at 500 / 1000
-      # (session 14, 32 seeds): 32/32 but MSE 0.0157 (bar 0.0050), worst 0.026.
+      # (session 14, 32 seeds): 32/32 but MSE 0.0157 (bar 0.0050), worst 0.026. Nor the
+      # recipe that sped up the fig. 15 sweep (session 22: 64-96-step rollouts, N_old from 84,
+      # the weights' average from 500, 2000 steps with lr from 600 / 1200; 20 min of training,
+      # one thread beside another run, 0.59 s/step): averaged validations 0.079 / 0.036 /
+      # 0.023 / 0.019 / 0.014 / 0.0115 / 0.0093 / 0.0077 at 250..2000 (32 seeds; 31/32 at
+      # 2000); the average at 1750 on the final seeds: 30/32 complete, MSE 0.0094 (median
+      # 0.0094: the whole lizard a shade off red, not a few bad seeds), 605 alive.
       steps=4500,
       # Every sample in the gradient, not the paper's outlier rule (loss > 5x the batch mean is
       # dropped): with 'expired' replacement a sample whose square died stays in the pool for
