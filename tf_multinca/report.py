@@ -254,18 +254,7 @@ def _perturbation_settings(records):
 # measured. Reported, not hidden: REPORT.md prints the reason beside the verdict, and the
 # committed-table test requires the contradicted claims to be exactly these, so a new
 # contradiction, or a retrained cell that removes one, fails it until this entry is updated.
-NOT_REPRODUCED = {
-    'perturbation_random_l3: |dw| grows as the injected share falls': (
-        'Not reproduced yet: the 50 % cell ends at |dw| 0.100 (cosine 0.846), above the 25 % '
-        'cell\'s 0.018, where the paper has 0.04 below 0.06. The 50 % cell is the last of the '
-        'three high rates still trained with 32-step rollouts; on the 64-96-step recipe with '
-        'the weights\' average the penalty pulls a random init nearly onto the original '
-        '(80 %: 0.010, cosine 0.998; 25 %: 0.018, cosine 0.995), in the claimed order. With '
-        '32-step rollouts the 25 % cell ended lowest (80 % 0.078, 50 % 0.100, 25 % 0.025 in '
-        'the run before this 25 % cell, 0.042 in session 12\'s). Like every penalised cell of '
-        'ours they ran to the 2500-step cap without reaching the paper\'s loss < 0.01 stop, so '
-        'the cells are compared at equal steps, not at equal loss as in the paper'),
-}
+NOT_REPRODUCED = {}  # none: every claim holds on the committed cells (session 22)
 
 
 def claim_line(claim):
