@@ -371,6 +371,20 @@ def firework_grow_to_persist():
       # 1250..3000 (this entry's 0.062 / 0.049 / 0.048 / 0.029 / 0.029 / 0.028 / 0.024 /
       # 0.021): ahead to 1750, then stalled in the 1e-4 phase; final 32 seeds 32/32, 1569
       # alive, MSE 0.038, |dw| to the growing firework 0.243, cosine 0.015.
+      # Nor a continuation of this entry (adversary_init='from:results/firework_grow_to_persist',
+      # lr 2e-4 / 1e-4 / 5e-5 from 1000 / 2000, the average from step 100; session 21, stopped
+      # at ~1850 of 3000): validations 0.033 / 0.024 / 0.025 / 0.020 / 0.022 / 0.021 / 0.019 at
+      # 250..1750, falling ~0.001 per 250 steps.
+      # Nor the authors' curriculum in two stages (session 22, one thread beside another run,
+      # 0.8 s/step): a spray of 80 % first (injection='spray:0.8', 1500 steps, lr from 1000 /
+      # 1250; 20 min): validations 0.163 / 0.239 (2304 alive) / 0.071 / ... / 0.0161 at 250 /
+      # 500 / 750 / 1500, final 32 seeds at 80 % 32/32, MSE 0.017 (the published adversary
+      # sprayed at 80 %: 0.0034); then 50 % from those weights (lr 5e-4 / 1e-4 from 1000, the
+      # average from 250, 2000 steps; 26 min): validations 0.036 / 0.036 / 0.040 / 0.027 /
+      # 0.028 / 0.023 / 0.028 / 0.020 at 250..2000; final 32 seeds 32/32, 1460 alive, MSE 0.0204
+      # (median 0.019; this entry's 0.0220, bar 0.0098), 0.060 / 0.023 at t+100 / t+200. The
+      # rays stay blurred even at 80 %, where the takeover is easy: what is missing is the
+      # drawing, not the takeover.
       rollout_min=64, rollout_max=64)
 
 
