@@ -202,17 +202,20 @@ def test_report_only_binary_rebuilds_offline(tmp_path):
   assert '--experiments must name' in bad.stderr
 
 
-def fake_cell(root, regime, rate, distance, cosine):
+def fake_cell(root, regime, rate, distance, cosine, final_loss=0.0093, stopped_early=True,
+              complete=32):
   """A fig. 15 cell's entry with made-up numbers."""
   config = configs.get_config(regime, [f'injection=spray:{rate:g}']).to_dict()
   name = f'perturbation/{regime}/spray_{rate * 100:g}pct'
-  ev = zoo.Evaluation('ours', {500: seed_metrics([0.0] * 32, [570] * 32, [0.004] * 32)}, 0,
+  fractions = [0.0] * complete + [0.01] * (32 - complete)
+  ev = zoo.Evaluation('ours', {500: seed_metrics(fractions, [570] * 32, [0.004] * 32)}, 0,
                       distance, cosine)
   record = zoo.RunRecord(
       experiment=name, config_name=regime, config=json.loads(json.dumps(config)),
       kind='perturbation', commits=('0123456789ab',),
       training=zoo.Training(steps=800, wall_s=600.0, s_per_step=0.75, best_step=None,
-                            machine='test', final_loss=0.0093, stopped_early=True),
+                            machine='test', final_loss=final_loss,
+                            stopped_early=stopped_early),
       protocol=zoo.Protocol(seeds=32, seed=1234, inject_at=60, ages=(500,), grid=48),
       ours=ev, published=None, control=None,
       verdict=zoo.verdict('perturbation', ev, None, 500, 32),
@@ -244,6 +247,19 @@ def test_report_writes_the_perturbation_table_and_figure(tmp_path):
   # A cell's record names its config with the spray-rate override: it is current.
   r = zoo.read_record(tmp_path / 'perturbation' / 'perturbation_random' / 'spray_80pct')
   assert not reproduce.config_diff(r.config, configs.get_config(r.config_name, r.overrides))
+
+
+def test_a_cell_meeting_the_loss_criterion_at_its_last_step_counts_as_reaching_it(tmp_path):
+  # Ran to the cap, but the exported validation (on every seed complete) is under 0.01.
+  at_cap = fake_cell(tmp_path, 'perturbation_copy', 0.05, 0.1, 0.85, final_loss=0.0095,
+                     stopped_early=False)
+  over = fake_cell(tmp_path, 'perturbation_copy', 0.25, 0.1, 0.85, final_loss=0.0105,
+                   stopped_early=False)
+  incomplete = fake_cell(tmp_path, 'perturbation_copy', 0.5, 0.1, 0.85, final_loss=0.0095,
+                         stopped_early=False, complete=31)
+  rows = {x['rate']: x['reached_loss_criterion'] for x in
+          report.perturbation_rows([at_cap, over, incomplete])}
+  assert rows == {0.05: True, 0.25: False, 0.5: False}
 
 
 def test_durations_read_as_hours_minutes_seconds():
