@@ -515,7 +515,12 @@ def _perturbation(init, l3):
   # cap (the loss criterion met at the last step), 32/32, MSE 0.0094, |dw| 0.103, cosine
   # 0.853 (the 32-step cell: stopped at 1750, MSE 0.0078, |dw| 0.108, cosine 0.844; paper
   # 0.17 / 0.68): the copy regime on one recipe, |dw| 0.095 / 0.097 / 0.100 / 0.103 from 80
-  # to 5 %, rising as the paper's (0.078 / 0.091 / 0.13 / 0.17) but flatter.
+  # to 5 %, rising as the paper's (0.078 / 0.091 / 0.13 / 0.17) but flatter. Random 5 %
+  # (session 22, 26 min beside another run): to the cap, validation 0.0136 (average at 2250),
+  # 32/32, MSE 0.0126 (was 0.0174), |dw| 0.225, cosine 0.010 (paper 0.30 / 0.009).
+  # Since session 22 every cell of copy, random and random_l3 is on this recipe; copy_l3's
+  # four are still the 32-step ones (|dw| 0.006-0.010): retrain them together (one alone
+  # would compare recipes within the regime's |dw| claim), then fold the overrides in here.
   return config
 
 
