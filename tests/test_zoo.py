@@ -236,7 +236,7 @@ def test_report_writes_the_perturbation_table_and_figure(tmp_path):
   assert ("| perturbation_copy_l3 | 80 %, 5 % | copy | 0.01 | norm | 0.01 | 2500 | [1000, 1500] |"
           " 0.01 | 32 | 32 | 0.0 |") in text
   assert ("| perturbation_random | 80 % | random | 0.0 | rms | 0.001 | 2500 | [1000, 1500] |"
-          " 0.01 | 32 | 32 | 0.0 |") in text
+          " 0.01 | 64 | 96 | 0.998 |") in text
   import csv
   rows = list(csv.DictReader((tmp_path / 'perturbation' / 'table.csv').open()))
   assert [(r['regime'], float(r['rate'])) for r in rows] == [
@@ -321,6 +321,7 @@ def test_fig15_settings_show_which_cells_trained_with_each_setting():
   # A regime retrained cell by cell with a new recipe shows both recipes, each with its cells.
   def record(rate, rollout_max):
     config = configs.get_config('perturbation_copy', [f'injection=spray:{rate:g}',
+                                                      'rollout_min=32',
                                                       f'rollout_max={rollout_max}'])
     return types.SimpleNamespace(config_name='perturbation_copy',
                                  config=dataclasses.asdict(config))
