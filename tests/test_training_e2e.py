@@ -242,7 +242,8 @@ def test_growing_nca_loss_falls(tmp_path, mirror, monkeypatch):
 def test_perturbation_sweep_writes_table_and_plot(tmp_path, mirror, monkeypatch):
   monkeypatch.setenv('TF_MULTINCA_MIRROR', str(mirror))
   regimes = ['perturbation_copy_l3_testing', 'perturbation_random_testing']
-  overrides = ['steps=2', 'eval_steps=2', 'eval_seeds=1']
+  # Two steps: the weights' average (perturbation_random keeps one) starts within them.
+  overrides = ['steps=2', 'eval_steps=2', 'eval_seeds=1', 'weight_average_from=1']
   out = sweep.run_sweep(tmp_path / 'one', regimes, [0.5], overrides, log=lambda m: None)
   assert len(out['rows']) == 2
   text = pathlib.Path(out['markdown']).read_text()
