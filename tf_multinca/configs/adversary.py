@@ -521,9 +521,8 @@ def _perturbation(init, l3):
   # to 5 %, rising as the paper's (0.078 / 0.091 / 0.13 / 0.17) but flatter. Random 5 %
   # (session 22, 26 min beside another run): to the cap, validation 0.0136 (average at 2250),
   # 32/32, MSE 0.0126 (was 0.0174), |dw| 0.225, cosine 0.010 (paper 0.30 / 0.009).
-  # Since session 22 every cell of copy, random and random_l3 is on this recipe; copy_l3's
-  # four are still the 32-step ones (|dw| 0.006-0.010): retrain them together (one alone
-  # would compare recipes within the regime's |dw| claim), then fold the overrides in here.
+  # copy_l3 (|dw| 0.006-0.010) keeps the 32-step recipe until its four cells are retrained
+  # together: one alone would compare recipes within the regime's |dw| claim.
   if not (init == 'copy' and l3 > 0):
     config = config.replace(rollout_min=64, rollout_max=96, weight_average=0.998,
                             weight_average_from=1000)
