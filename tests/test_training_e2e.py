@@ -320,11 +320,14 @@ def test_stop_loss_stops_at_a_validation_not_at_a_young_batch(tmp_path, mirror, 
       'stop_loss=1e6', 'stop_complete=0'])
   lines = []
   doc = loop.Trainer(c, tmp_path / 'stop', log=lines.append).run()
-  assert doc['steps'] == 3 and doc['stopped_early'], lines
+  assert doc['steps'] == 3 and doc['stopped_early'] and doc['met_stop_rule'], lines
   assert any('stop_loss' in line and 'step 3' in line for line in lines), lines
   assert doc['best']['step'] == 3 and doc['best']['complete']  # stop_complete=0: any share
   doc = loop.Trainer(c.replace(stop_loss=1e-9), tmp_path / 'cap', log=lambda m: None).run()
-  assert doc['steps'] == 8 and not doc['stopped_early']
+  assert doc['steps'] == 8 and not doc['stopped_early'] and not doc['met_stop_rule']
+  # Met at the step cap: nothing is left to stop, but the exported weights meet it.
+  doc = loop.Trainer(c.replace(steps=3), tmp_path / 'at_cap', log=lambda m: None).run()
+  assert doc['steps'] == 3 and not doc['stopped_early'] and doc['met_stop_rule']
   # The same bar on the score, but a takeover asked to be complete in every seed: at 12 steps
   # after a 50 % spray original cells remain, so it trains to the cap too.
   lines = []
@@ -332,7 +335,7 @@ def test_stop_loss_stops_at_a_validation_not_at_a_young_batch(tmp_path, mirror, 
   valid = [line for line in lines if line.startswith('validation at')]
   assert doc['steps'] == 8 and not doc['stopped_early'] and valid, lines
   assert all('complete in 2/2 seeds' not in line for line in valid), valid
-  assert not doc['best']['complete']
+  assert not doc['best']['complete'] and not doc['met_stop_rule']
 
 
 def checkpointed_rule_weights(config, tmp_path, work, steps):

@@ -135,25 +135,6 @@ def _spray_rate(record):
   return injection.parse_injection(record.config['injection'])['rate']
 
 
-def reached_loss_criterion(record, metrics):
-  """Whether a fig. 15 cell met its loss criterion (`stop_loss`, with every seed complete as
-  `stop_complete` asks): it stopped on it, or the validation it exported (`final_loss`, on
-  the final evaluation's seeds) meets it, as at a run's last step, where nothing is left to
-  stop.
-
-  Args:
-    record: the cell's `zoo.RunRecord`.
-    metrics: its final evaluation at the last age (`Evaluation.at`).
-  """
-  t = record.training
-  stop = float(record.config.get('stop_loss') or 0.0)
-  if t.stopped_early:
-    return True
-  share = float(record.config.get('stop_complete', 1.0))
-  return bool(stop and t.final_loss is not None and t.final_loss < stop and
-              metrics.complete() >= share * len(metrics.original_fraction))
-
-
 def perturbation_rows(records):
   """One row per fig. 15 cell (`PERTURBATION_COLUMNS`), from the records of kind
   'perturbation' (regime: the config name; rate: the spray rate of its injection)."""
@@ -162,7 +143,7 @@ def perturbation_rows(records):
     rate = _spray_rate(r)
     m = r.ours.at(r.protocol.ages[-1])
     rows.append({'regime': r.config_name, 'rate': rate, 'steps': r.training.steps,
-                 'reached_loss_criterion': reached_loss_criterion(r, m),
+                 'reached_loss_criterion': r.training.met_stop_rule,
                  'final_loss': r.training.final_loss,
                  'weight_distance': r.ours.weight_distance,
                  'cosine_similarity': r.ours.cosine_similarity, 'complete': m.complete(),

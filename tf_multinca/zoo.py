@@ -147,6 +147,8 @@ class Training:
       `stop_loss` criterion), else the mean training loss of the last log window (None
       where not recorded).
     stopped_early: whether the run stopped at its `stop_loss` criterion before its step cap.
+    met_stop_rule: whether the weights kept meet that criterion: it stopped on it, or their
+      validation meets it at the step cap (the training loop judges it: metrics.json).
   """
   steps: int
   wall_s: float | None
@@ -155,6 +157,7 @@ class Training:
   machine: str
   final_loss: float | None = None
   stopped_early: bool = False
+  met_stop_rule: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -73,11 +73,15 @@ def grid_side(config):
 
 def reached_stop(config, is_adversary, m):
   """Whether a validation's metrics `m` (with its 'score', and for an adversary its
-  'complete' share) meet the stop criterion: a score below `config.stop_loss` and, for an
-  adversary, a takeover complete in at least `config.stop_complete` of the seeds."""
-  if not m['score'] < config.stop_loss:
-    return False
-  return not is_adversary or complete_takeover(config, is_adversary, m)
+  'complete' share) meet the stop criterion (`meets_stop`)."""
+  return meets_stop(config, is_adversary, m['score'], complete_takeover(config, is_adversary, m))
+
+
+def meets_stop(config, is_adversary, score, complete):
+  """The stop criterion: a `score` below `config.stop_loss` and, for an adversary, a takeover
+  `complete` as `complete_takeover` judges it (in at least `config.stop_complete` of the
+  seeds). Always False without `stop_loss`."""
+  return bool(config.stop_loss and score < config.stop_loss and (complete or not is_adversary))
 
 
 def complete_takeover(config, is_adversary, m):
@@ -538,7 +542,13 @@ class Trainer:
     summaries.write_evaluation(writer, 'eval', m, step)
     reference = self.compare()
     paths = self.export(best['step'] if best and best['used'] else step)
+    # Whether the exported weights meet the stop criterion: the run stopped on it, or their
+    # validation meets it at the last step, where nothing was left to stop (the fig. 15 table
+    # reads this rather than judging the criterion again).
+    met_stop_rule = stopped_early or bool(best and best['used'] and meets_stop(
+        c, self.is_adversary, best['valid_score'], best['complete']))
     doc = {'config': c.name, 'kind': c.kind, 'steps': step, 'stopped_early': stopped_early,
+           'met_stop_rule': met_stop_rule,
            'final_train_loss': final_loss,
            'best': best, 'weight_average': average,
            'wall_s_this_session': wall_s, 'steps_this_session': steps_this_session,
