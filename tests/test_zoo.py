@@ -203,20 +203,21 @@ def test_report_only_binary_rebuilds_offline(tmp_path):
 
 
 def fake_cell(root, regime, rate, distance, cosine, final_loss=0.0093, stopped_early=True,
-              complete=32, met_stop_rule=None):
-  """A fig. 15 cell's entry with made-up numbers."""
+              met_stop_rule=None):
+  """A fig. 15 cell's entry with made-up numbers (`met_stop_rule`: as `stopped_early` unless
+  given)."""
   config = configs.get_config(regime, [f'injection=spray:{rate:g}']).to_dict()
   name = f'perturbation/{regime}/spray_{rate * 100:g}pct'
-  fractions = [0.0] * complete + [0.01] * (32 - complete)
-  ev = zoo.Evaluation('ours', {500: seed_metrics(fractions, [570] * 32, [0.004] * 32)}, 0,
+  if met_stop_rule is None:
+    met_stop_rule = stopped_early
+  ev = zoo.Evaluation('ours', {500: seed_metrics([0.0] * 32, [570] * 32, [0.004] * 32)}, 0,
                       distance, cosine)
   record = zoo.RunRecord(
       experiment=name, config_name=regime, config=json.loads(json.dumps(config)),
       kind='perturbation', commits=('0123456789ab',),
       training=zoo.Training(steps=800, wall_s=600.0, s_per_step=0.75, best_step=None,
                             machine='test', final_loss=final_loss,
-                            stopped_early=stopped_early,
-                            met_stop_rule=stopped_early if met_stop_rule is None else met_stop_rule),
+                            stopped_early=stopped_early, met_stop_rule=met_stop_rule),
       protocol=zoo.Protocol(seeds=32, seed=1234, inject_at=60, ages=(500,), grid=48),
       ours=ev, published=None, control=None,
       verdict=zoo.verdict('perturbation', ev, None, 500, 32),
