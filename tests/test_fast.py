@@ -184,6 +184,29 @@ def test_without_xla_masks(impl):
   assert not multi.MultiNCA.from_config(m.get_config()).xla_masks
 
 
+@pytest.mark.parametrize('compiled', [True, False])
+@pytest.mark.parametrize('padding', ['zeros', 'circular'])
+def test_prologue_equals_coefficients_with_their_gradient(compiled, padding):
+  # The prologue's gradient is written out (g masked as the state was); TF's gradient of the
+  # readable `coefficients` is the reference, bit for bit.
+  x = tf.constant(random_multi_state(11, 3, (2, 7, 6)))
+  fires = tf.cast(tf.random.stateless_uniform([2, 7, 6, 3], [1, 2]) < 0.5, tf.float32)
+  r = tf.random.stateless_uniform([2, 7, 6, 18], [3, 4])
+  prologue = multi.Prologue(compiled=compiled)
+  out = {}
+  for name, fn in (('prologue', prologue), ('readable', multi.coefficients)):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      state, coef = fn(x, fires, 3, padding)
+      loss = tf.reduce_sum(state * r) + tf.reduce_sum(tf.stop_gradient(coef))
+    out[name] = (state, coef, tape.gradient(loss, x))
+  for got, want in zip(out['prologue'], out['readable']):
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+  # Masked-out cells (some, by the random alphas) get no gradient; kept ones get r.
+  grad = out['prologue'][2].numpy()
+  assert (grad == 0).any() and (grad == r.numpy()).any()
+
+
 def test_impl_config_round_trip_and_default():
   rules = make_rules('paper', 2)
   assert multi.MultiNCA(rules).impl == 'sparse'
