@@ -71,7 +71,14 @@ def lizard_red():
       # one thread beside another run, 0.59 s/step): averaged validations 0.079 / 0.036 /
       # 0.023 / 0.019 / 0.014 / 0.0115 / 0.0093 / 0.0077 at 250..2000 (32 seeds; 31/32 at
       # 2000); the average at 1750 on the final seeds: 30/32 complete, MSE 0.0094 (median
-      # 0.0094: the whole lizard a shade off red, not a few bad seeds), 605 alive.
+      # 0.0094: the whole lizard a shade off red, not a few bad seeds), 605 alive. Session 24,
+      # the weights' average (0.998 from 1000) on these 32-step rollouts, one thread beside
+      # another run, 0.5 s/step (32 seeds at the end): 2000 steps with the lr dropping at
+      # 600 / 1300: 30/32, MSE 0.0127; 2000 steps halving the lr every 400 (x0.707 per 200):
+      # 31/32, MSE 0.0127; 3000 steps dropping at 800 / 2000 (validations 0.0105 / 0.0066 /
+      # 0.0063 at 2000 / 2500 / 3000): 31/32, MSE 0.0066, worst 0.013 (bar 0.0050); 3500
+      # steps dropping at 1000 / 2500 (validations 0.0089 / 0.0050 / 0.0042 / 0.0048 at
+      # 2000 / 2750 / 3250 / 3500; the average at 3250 picked): 31/32, MSE 0.0055, worst 0.013.
       steps=4500,
       # Every sample in the gradient, not the paper's outlier rule (loss > 5x the batch mean is
       # dropped): with 'expired' replacement a sample whose square died stays in the pool for
