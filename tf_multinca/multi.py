@@ -53,6 +53,24 @@ def rule_masks(alphas, padding):
   return tf.logical_or(tf.logical_and(free, near), old)
 
 
+def apply_masks(t, masks):
+  """`t` `[B, H, W, 15 + k]` masked by the rule masks `[B, H, W, k]` (float 0/1): the shared
+  channels by the cell's alive mask (any rule's), each alpha by its own rule's mask. The
+  masked state, and (the masks being piecewise constant in the state) its gradient too."""
+  alive = tf.reduce_max(masks, -1, keepdims=True)
+  return tf.concat([t[..., :layout.MULTI_ALPHA0] * alive, t[..., layout.MULTI_ALPHA0:] * masks],
+                   -1)
+
+
+def _masking(x, k, padding):
+  """(masked state `[B, H, W, 15 + k]`, update weights `[B, H, W, k]`, float rule masks
+  `[B, H, W, k]`)."""
+  alphas = x[..., layout.MULTI_ALPHA0:layout.MULTI_ALPHA0 + k]
+  masks = tf.cast(rule_masks(alphas, padding), tf.float32)
+  weights = masks / (tf.reduce_sum(masks, -1, keepdims=True) + WEIGHT_EPS)
+  return apply_masks(x, masks), weights, masks
+
+
 def masked_state(x, k, padding):
   """The masking half of the step (SPEC 3.1, 3.2, 3.5), without building the view.
 
@@ -62,14 +80,8 @@ def masked_state(x, k, padding):
   Returns:
     (masked state `[B, H, W, 15 + k]`, update weights `[B, H, W, k]`).
   """
-  alphas = x[..., layout.MULTI_ALPHA0:layout.MULTI_ALPHA0 + k]
-  masks = tf.cast(rule_masks(alphas, padding), tf.float32)
-  alive = tf.reduce_max(masks, -1, keepdims=True)
-  # One multiply for the whole state: shared channels by `alive`, each alpha by its own mask.
-  keep = tf.concat([tf.broadcast_to(alive, tf.concat([tf.shape(alive)[:3], [layout.MULTI_ALPHA0]],
-                                                     0)), masks], -1)
-  weights = masks / (tf.reduce_sum(masks, -1, keepdims=True) + WEIGHT_EPS)
-  return x * keep, weights
+  state, weights, _ = _masking(x, k, padding)
+  return state, weights
 
 
 def reference_step(rules, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None):
@@ -120,19 +132,8 @@ def coefficients(x, fires, k, padding):
 
 def _coefficients_and_masks(x, fires, k, padding):
   """`coefficients` and the `[B, H, W, k]` float rule masks the state was masked with."""
-  alphas = x[..., layout.MULTI_ALPHA0:layout.MULTI_ALPHA0 + k]
-  masks = tf.cast(rule_masks(alphas, padding), tf.float32)
-  alive = tf.reduce_max(masks, -1, keepdims=True)
-  state = tf.concat([x[..., :layout.MULTI_ALPHA0] * alive, alphas * masks], -1)
-  weights = masks / (tf.reduce_sum(masks, -1, keepdims=True) + WEIGHT_EPS)
+  state, weights, masks = _masking(x, k, padding)
   return state, tf.reshape(weights * fires, [-1, k]), masks
-
-
-def _masked_gradient(g, masks):
-  """The gradient of the masked state w.r.t. the state: `g` masked as the state was."""
-  alive = tf.reduce_max(masks, -1, keepdims=True)
-  return tf.concat([g[..., :layout.MULTI_ALPHA0] * alive, g[..., layout.MULTI_ALPHA0:] * masks],
-                   -1)
 
 
 class Prologue:
@@ -153,7 +154,7 @@ class Prologue:
   def __init__(self, compiled=True):
     wrap = (lambda f: tf.function(f, jit_compile=True)) if compiled else (lambda f: f)
     self._forward = wrap(_coefficients_and_masks)
-    self._backward = wrap(_masked_gradient)
+    self._backward = wrap(apply_masks)
 
   def __call__(self, x, fires, k, padding):
     """`coefficients(x, fires, k, padding)`, differentiable in `x` only."""
