@@ -116,6 +116,12 @@ def _column(noise, i):
   return None if noise is None else noise[..., i:i + 1]
 
 
+def _coefficients_and_masks(x, fires, k, padding):
+  """`coefficients` and the `[B, H, W, k]` float rule masks the state was masked with."""
+  state, weights, masks = _masking(x, k, padding)
+  return state, tf.reshape(weights * fires, [-1, k]), masks
+
+
 def coefficients(x, fires, k, padding):
   """The masked state and each rule's per-cell coefficient (update weight x fire mask).
 
@@ -126,14 +132,8 @@ def coefficients(x, fires, k, padding):
   Returns:
     (masked state `[B, H, W, 15 + k]`, coefficients `[B * H * W, k]`).
   """
-  state, weights = masked_state(x, k, padding)
-  return state, tf.reshape(weights * fires, [-1, k])
-
-
-def _coefficients_and_masks(x, fires, k, padding):
-  """`coefficients` and the `[B, H, W, k]` float rule masks the state was masked with."""
-  state, weights, masks = _masking(x, k, padding)
-  return state, tf.reshape(weights * fires, [-1, k]), masks
+  state, coef, _ = _coefficients_and_masks(x, fires, k, padding)
+  return state, coef
 
 
 class Prologue:
