@@ -330,6 +330,58 @@ def test_add_rows_is_the_scatter_add_bit_for_bit_with_its_gradient():
   assert not np.array_equal(out[need], flat.numpy()[need])
 
 
+@pytest.mark.parametrize('dtype', [tf.int32, tf.int64])
+def test_gather_rows_is_the_gather_bit_for_bit_with_its_gradient(dtype):
+  rng = np.random.default_rng(6)
+  params = tf.constant(rng.normal(size=(30, 5)).astype(np.float32))
+  # Repeats (neighbourhoods overlap), rows never read, and unsorted order.
+  rows = tf.constant(rng.integers(0, 20, size=90), dtype)
+  g = tf.constant(rng.normal(size=(90, 5)).astype(np.float32))
+
+  def run(fn):
+    with tf.GradientTape() as tape:
+      tape.watch(params)
+      out = fn(params, rows)
+      loss = tf.reduce_sum(out * g) + tf.reduce_sum(tf.square(out))
+    return out, tf.convert_to_tensor(tape.gradient(loss, params))
+
+  want = run(tf.gather)
+  got = run(fast.gather_rows)
+  for a, b in zip(got, want):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  assert np.all(got[1].numpy()[20:] == 0) and np.any(got[1].numpy()[:20] != 0)
+  # Compiled in a graph, as in the training step.
+  graph = tf.function(lambda: run(fast.gather_rows))()
+  np.testing.assert_array_equal(graph[1].numpy(), want[1].numpy())
+
+
+def test_scatter_add_is_the_scatter_add_with_its_gradient():
+  rng = np.random.default_rng(7)
+  flat = tf.constant(rng.normal(size=(30, 5)).astype(np.float32))
+  once = rng.permutation([i for i in range(20) if i not in (3, 7)])[:11]
+  rows = tf.constant(np.concatenate([once, [3, 7, 3, 7]]).astype(np.int64))
+  d = tf.constant(rng.normal(size=(15, 5)).astype(np.float32))
+  g = tf.constant(rng.normal(size=(30, 5)).astype(np.float32))
+
+  def run(fn):
+    with tf.GradientTape() as tape:
+      tape.watch([flat, d])
+      out = fn(flat, rows, d)
+      loss = tf.reduce_sum(out * g) + tf.reduce_sum(tf.square(out))
+    return [out] + tape.gradient(loss, [flat, d])
+
+  want = run(lambda f, r, u: tf.tensor_scatter_nd_add(f, r[:, None], u))
+  got = run(fast.scatter_add)
+  for a, b in zip(got, want):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6)
+  out = got[0].numpy()
+  # Rows named once are moved bit for bit as by the scatter; rows 3 and 7 by both their updates.
+  np.testing.assert_array_equal(out[once], want[0].numpy()[once])
+  np.testing.assert_allclose(out[3], flat.numpy()[3] + d.numpy()[rows.numpy() == 3].sum(0),
+                             rtol=1e-6)
+  np.testing.assert_array_equal(out[20:], flat.numpy()[20:])
+
+
 def test_single_impl_in_config():
   ca = CAModel(impl='reference')
   assert CAModel.from_config(ca.get_config()).impl == 'reference'
