@@ -79,6 +79,12 @@ def lizard_red():
       # 0.0063 at 2000 / 2500 / 3000): 31/32, MSE 0.0066, worst 0.013 (bar 0.0050); 3500
       # steps dropping at 1000 / 2500 (validations 0.0089 / 0.0050 / 0.0042 / 0.0048 at
       # 2000 / 2750 / 3250 / 3500; the average at 3250 picked): 31/32, MSE 0.0055, worst 0.013.
+      # Session 25, one thread each beside another run (32 seeds at the end): this config cut
+      # to 3500 steps (the committed run's best step; the lr from 1000 / 3000, raw weights):
+      # best validation 0.0054 at 3250, then 32/32, MSE 0.0058 (median 0.0050), worst 0.025
+      # (3x bar 0.024), 40 min at 0.68 s/step: the committed run's 0.0039 at that step is one
+      # draw of a wide spread. The same at batch 4 (0.29 s/step, 17 min): validations 0.018 /
+      # 0.0090 / 0.0064 at 2000 / 3250 / 3500; 32/32, MSE 0.0104, worst 0.068.
       steps=4500,
       # Every sample in the gradient, not the paper's outlier rule (loss > 5x the batch mean is
       # dropped): with 'expired' replacement a sample whose square died stays in the pool for
