@@ -12,7 +12,7 @@ import tensorflow as tf
 import npref
 from test_model import random_state, random_weights
 from test_multi import random_multi_state
-from tf_multinca import CAModel, fast, multi, perception
+from tf_multinca import CAModel, fast, model, multi, perception
 from tf_multinca import bench
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -380,6 +380,28 @@ def test_scatter_add_is_the_scatter_add_with_its_gradient():
   np.testing.assert_allclose(out[3], flat.numpy()[3] + d.numpy()[rows.numpy() == 3].sum(0),
                              rtol=1e-6)
   np.testing.assert_array_equal(out[20:], flat.numpy()[20:])
+
+
+@pytest.mark.parametrize('padding', ['zeros', 'circular'])
+def test_masked_by_life_is_the_masking_bit_for_bit_with_its_gradient(padding):
+  x = tf.constant(random_state(8, (2, 10, 10, 16)))
+  pre_life = perception.alive_mask(tf.constant(random_state(9, (2, 10, 10, 16))), padding)
+  g = tf.constant(random_state(10, (2, 10, 10, 16)))
+
+  def run(fn):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      out = fn(x)
+      loss = tf.reduce_sum(out * g) + tf.reduce_sum(tf.square(out))
+    return out, tape.gradient(loss, x)
+
+  life = model.life_mask(x, pre_life, padding)
+  assert 0 < float(tf.reduce_mean(life)) < 1
+  want = run(lambda s: s * tf.stop_gradient(model.life_mask(s, pre_life, padding)))
+  got = run(lambda s: model.masked_by_life(s, pre_life, padding))
+  for a, b in zip(got, want):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  assert np.all(got[1].numpy()[np.broadcast_to(life.numpy() == 0, x.shape)] == 0)
 
 
 def test_single_impl_in_config():

@@ -125,11 +125,48 @@ def life_mask(x, pre_life, padding):
   return tf.cast(tf.logical_and(pre_life, perception.alive_mask(x, padding)), tf.float32)
 
 
+def life_masked(x, pre_life, padding):
+  """(`x * life`, `life`): the state after the step's alive masking, and its `life_mask`."""
+  life = life_mask(x, pre_life, padding)
+  return x * life, life
+
+
+def _times(g, life):
+  return g * life
+
+
 # Compiled copies for the sparse step: elementwise work and 3x3 max-pools on one channel, where
 # XLA fuses what TF runs as a dozen small kernels (nca_growing's train step: max-pools alone
 # were 11 % of its CPU time). Traced and compiled once per input shape.
 _sparse_masks_xla = tf.function(sparse_masks, jit_compile=True)
-_life_mask_xla = tf.function(life_mask, jit_compile=True)
+_life_masked_xla = tf.function(life_masked, jit_compile=True)
+_times_xla = tf.function(_times, jit_compile=True)
+
+
+def masked_by_life(x, pre_life, padding):
+  """`x * life_mask(x, pre_life, padding)`, compiled, with its gradient written out.
+
+  The mask is piecewise constant in the state: the gradient is `g * life`. Both multiplies
+  run compiled: TF's multiply by a `[B, H, W, 1]` mask broadcast over the channels was the
+  largest non-matmul op of nca_growing's train step (17 % of it profiled on one thread, 1.7 ms
+  per step on a batch-8 72x72 state; compiled with the mask it multiplies by, 2x faster in
+  isolation).
+
+  Args:
+    x: `[B, H, W, C]` the updated state.
+    pre_life: `[B, H, W, 1]` bool, alive before the update.
+    padding: the grid edge.
+
+  Returns:
+    `[B, H, W, C]`.
+  """
+
+  @tf.custom_gradient
+  def masked(x):
+    y, life = _life_masked_xla(x, pre_life, padding)
+    return y, lambda g: _times_xla(g, life)
+
+  return masked(x)
 
 
 @keras.utils.register_keras_serializable(package='tf_multinca')
@@ -213,8 +250,7 @@ class CAModel(keras.Model):
     pre_life, need = _sparse_masks_xla(x, fire, self.padding)
     x = tf.reshape(fast.sparse_single_update(x, need, self, step_size, angle, prepared),
                    tf.shape(x))
-    # The mask is piecewise constant in the state: no gradient through it.
-    return x * tf.stop_gradient(_life_mask_xla(x, pre_life, self.padding))
+    return masked_by_life(x, pre_life, self.padding)
 
   def reference_call(self, x, fire_rate=None, angle=0.0, step_size=1.0, rng=None, noise=None):
     """The readable step (SPEC section 2) on every cell; `call` with `impl='reference'`."""
