@@ -150,7 +150,7 @@ def masked_by_life(x, pre_life, padding):
   run compiled: TF's multiply by a `[B, H, W, 1]` mask broadcast over the channels was the
   largest non-matmul op of nca_growing's train step (17 % of it profiled on one thread, 1.7 ms
   per step on a batch-8 72x72 state; compiled with the mask it multiplies by, 2x faster in
-  isolation).
+  isolation). Paired in one process, the train step 1.18x on one thread, 1.07x on two.
 
   Args:
     x: `[B, H, W, C]` the updated state.
