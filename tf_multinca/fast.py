@@ -250,7 +250,8 @@ def neighbourhoods(state, idx, padding):
   else:
     inside = tf.logical_and(tf.logical_and(y >= 0, y < h), tf.logical_and(x >= 0, x < w))
     y, x = tf.clip_by_value(y, 0, h - 1), tf.clip_by_value(x, 0, w - 1)
-  nb = tf.gather(tf.reshape(state, [-1, c]), b[:, None] * h * w + y * w + x)
+  rows = tf.reshape(b[:, None] * h * w + y * w + x, [-1])
+  nb = tf.reshape(gather_rows(tf.reshape(state, [-1, c]), rows), [-1, 9, c])
   if inside is not None:
     nb *= tf.cast(inside, nb.dtype)[..., None]
   return nb
