@@ -593,6 +593,7 @@ def testing(config):
       inject_max=20, l1_start=2, l2_start=2, steps=6, lr_boundaries=(4,),
       lr_values=config.lr_values[:2], checkpoint_every=2,
       summary_every=1, image_every=3, log_every=1, eval_seeds=2, eval_steps=12, max_age=20,
+      test_seeds=4,
       eval_every=3, pretrain_steps=min(config.pretrain_steps, 2), compare_with='',
       # The weights' average, where the config keeps one, from the first validation on.
       weight_average_from=min(config.weight_average_from, 3),
@@ -608,3 +609,24 @@ CONFIGS = {
         butterfly_grow_to_persist, firework_grow_to_persist, perturbation_random_l3,
         perturbation_copy_l3, perturbation_copy, perturbation_random)
 }
+
+# The paper's experiments and the bar each is held to (`zoo.verdict`): fig. 12 changes the colour
+# or the shape ('static'), fig. 14 keeps a growing organism alive ('dynamic').
+EXPERIMENTS = {
+    'lizard_red': 'static',  # fig. 12 top
+    'lizard_red_spray': 'static',  # the 10 % spray variant
+    'lizard_no_tail': 'static',  # fig. 12 middle
+    'bug_to_butterfly': 'static',  # fig. 12 bottom
+    'lizard_grow_to_persist': 'dynamic',  # fig. 14
+    'butterfly_grow_to_persist': 'dynamic',
+    'firework_grow_to_persist': 'dynamic',
+}
+
+
+def bar_kind(name):
+  """The bar of config `name` (a `_testing` variant: its experiment's): 'static', 'dynamic' or
+  'perturbation' (fig. 15's regimes); 'static' for a config outside the paper's."""
+  name = name[:-len('_testing')] if name.endswith('_testing') else name
+  if name in PERTURBATION_REGIMES:
+    return 'perturbation'
+  return EXPERIMENTS.get(name, 'static')

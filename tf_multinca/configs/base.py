@@ -28,6 +28,7 @@ L3_DISTANCES = ('rms', 'norm')
 RESUMABLE_CHANGES = frozenset({
     'steps', 'log_every', 'summary_every', 'image_every', 'checkpoint_every', 'keep_checkpoints',
     'eval_seeds', 'eval_steps', 'eval_seed', 'compare_with', 'register', 'description',
+    'test_seeds',
     'eval_every', 'keep_best',
     'debug_nan_step',  # a removed test hook: older config.json files still have it
     # A lower learning rate is how a diverged run is resumed (the schedule's values only; the
@@ -169,6 +170,8 @@ class TrainConfig:
   # is the objective at the evaluation's last step: MSE (nca), l1 MSE + l2 N_old with N_old
   # counted in original cells (adversary).
   compare_with: str = ''  # A published adversary evaluated the same way at the end ('' none).
+  test_seeds: int = 128  # With compare_with: the verdict at the end, ours and the published
+  # on this many organisms of the held-out test set (zoo.TEST_SEED; 0: none). Read, never tuned on.
   register: str = ''  # nca: register the trained model under this name in the local manifest.
 
   def replace(self, **changes):
@@ -340,6 +343,7 @@ def validate(c):
             'eval_seeds'):
     _check(getattr(c, f) >= 1, f, 'must be >= 1')
   _check(c.eval_steps >= 0, 'eval_steps', 'must be >= 0')
+  _check(c.test_seeds >= 0, 'test_seeds', 'must be >= 0 (0: no verdict on the test set)')
   _check(c.eval_every >= 0, 'eval_every', 'must be >= 0 (0: no validation during the run)')
   _check(c.kind == 'nca' or not c.register, 'register', 'only an nca run can be registered')
   if c.register:

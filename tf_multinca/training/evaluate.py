@@ -2,8 +2,13 @@
 
 Adversary: `takeover.run_takeover` (the protocol of `tools.takeover`: grow the organism with the
 original, inject after `inject_at` steps as in training, measure `steps` later). NCA:
-`rollout.grow` from the seed, compared with the target.
+`rollout.grow` from the seed, compared with the target. `assess` is the zoo's protocol (ours,
+the published adversary and the control on the same organisms, judged by `zoo.verdict`): the
+results entries and the training binaries' final verdict both use it.
 """
+
+import dataclasses
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -13,6 +18,7 @@ from tf_multinca import metrics
 from tf_multinca import render
 from tf_multinca import rollout
 from tf_multinca import takeover
+from tf_multinca import zoo
 
 
 def _record_steps(total, n=8):
@@ -32,6 +38,116 @@ def fresh_takeover(original, adversary, injection, target, grid, inject_at, step
       original, adversary, injection, target, steps_before=inject_at, steps_after=steps,
       seeds=seeds, seed=seed, fire_rate=fire_rate, record_steps=list(record_steps), size=grid,
       lenient=True)
+
+
+def zoo_evaluation(name, original, adversary, injection, target, protocol, fire_rate=None,
+                   strip=False):
+  """`adversary` (None: the control) over `original` under a `zoo.Protocol`.
+
+  Returns:
+    (`zoo.Evaluation` with every organism's metrics at `protocol.ages`, the strip image of
+    organism 0 at `protocol.strip_steps` or None without `strip`).
+  """
+  result = fresh_takeover(
+      original, adversary, injection if adversary is not None else None, target, protocol.grid,
+      protocol.inject_at, max(protocol.ages), protocol.seeds, protocol.seed, fire_rate,
+      protocol.strip_steps if strip else ())
+  ages = {}
+  for age in protocol.ages:
+    row = protocol.inject_at + age
+    ages[age] = zoo.SeedMetrics(
+        original_fraction=tuple(float(v) for v in result.metrics['original_fraction'][row]),
+        alive=tuple(float(v) for v in result.metrics['alive'][row]),
+        mse=tuple(float(v) for v in result.metrics['mse'][row]) if target is not None else ())
+  distance, cosine = (None, None) if adversary is None else weight_metrics(adversary, original)
+  evaluation = zoo.Evaluation(model=name, ages=ages, no_injection=result.info['no_injection'],
+                              weight_distance=distance, cosine_similarity=cosine)
+  image = None
+  if strip:
+    image = render.evolution_strip(result.states[:, 0], result.convention, zoom_factor=3,
+                                   steps=result.record_steps)
+  return evaluation, image
+
+
+def assess(kind, protocol, original, adversary, injection, target, fire_rate=None,
+           published=None, control=True, strips=False):
+  """Ours, the published adversary and the control on the same organisms, and the verdict.
+
+  Args:
+    kind: the bar (`zoo.verdict`): 'static', 'dynamic', 'perturbation' or 'testing'.
+    protocol: `zoo.Protocol`.
+    original, adversary: `CAModel`s in one convention.
+    injection: the injection spec; target: `[H, W, 4]` padded target.
+    published: (name, `CAModel`) of the published adversary, or None.
+    control: evaluate the organism alone too.
+    strips: also return each evaluation's strip.
+
+  Returns:
+    (`zoo.Assessment`, {'ours' | 'published' | 'control': strip image} (empty without
+    `strips`)).
+  """
+  args = dict(injection=injection, target=target, protocol=protocol, fire_rate=fire_rate,
+              strip=strips)
+  runs = {'ours': zoo_evaluation('ours', original, adversary, **args)}
+  if published is not None:
+    runs['published'] = zoo_evaluation(published[0], original, published[1], **args)
+  if control:
+    runs['control'] = zoo_evaluation('control', original, None, **args)
+  ev = {k: v[0] for k, v in runs.items()}
+  verdict = zoo.verdict(kind, ev['ours'], ev.get('published'), protocol.ages[-1],
+                        protocol.seeds, control=ev.get('control'))
+  assessment = zoo.Assessment(protocol, ev['ours'], ev.get('published'), ev.get('control'),
+                              verdict)
+  return assessment, {k: v[1] for k, v in runs.items() if v[1] is not None}
+
+
+def held_out_protocol(protocol, seeds=zoo.TEST_SEEDS):
+  """`protocol` on the held-out test set: `seeds` organisms of `zoo.TEST_SEED`, no strips."""
+  return dataclasses.replace(protocol, seeds=seeds, seed=zoo.TEST_SEED, strip_steps=())
+
+
+def summary(assessment):
+  """Plain figures of an assessment at its last age (metrics.json, the console): for ours and
+  the published adversary, complete / mean / median / worst MSE, and the verdict's checks."""
+  age = assessment.protocol.ages[-1]
+  out = {'seeds': assessment.protocol.seeds, 'seed': assessment.protocol.seed, 'age': age,
+         'passed': assessment.verdict.passed,
+         'checks': [list(c) for c in assessment.verdict.checks]}
+  for key in ('ours', 'published'):
+    ev = getattr(assessment, key)
+    if ev is None:
+      continue
+    m = ev.at(age)
+    mean, _, worst = m.stats('mse')
+    out[key] = {'model': ev.model, 'complete': m.complete(), 'mse_mean': mean,
+                'mse_median': m.median('mse'), 'mse_worst': worst,
+                'alive': m.stats('alive')[0]}
+  return out
+
+
+def verdict_line(assessment):
+  """One line: the bar's verdict on `assessment` with its figures, for the console."""
+  s = summary(assessment)
+  o, p = s['ours'], s.get('published')
+  head = (f"bar (held-out test set: {s['seeds']} organisms, generator seed {s['seed']}, "
+          f"MSE {s['age']} steps after injection): "
+          f"{'PASSES' if s['passed'] else 'FAILS'}")
+  parts = [f"complete {o['complete']}/{s['seeds']}"]
+  if p is not None:
+    parts[0] += f" (published {p['complete']})"
+  if not math.isnan(o['mse_mean']):
+    ratio = (lambda a, b: f'{a / b:.2f}x' if b else '-')
+    mse = (f"MSE mean {o['mse_mean']:.4f} / median {o['mse_median']:.4f} / worst "
+           f"{o['mse_worst']:.4f}")
+    if p is not None:
+      mse += (f" (published {p['mse_mean']:.4f} / {p['mse_median']:.4f} / "
+              f"{p['mse_worst']:.4f}: {ratio(o['mse_mean'], p['mse_mean'])} mean, "
+              f"{ratio(o['mse_median'], p['mse_median'])} median, limit {zoo.MSE_FACTOR:g}x)")
+    parts.append(mse)
+  failed = [c[0] for c in assessment.verdict.checks if not c[3]]
+  if failed:
+    parts.append('failed: ' + ', '.join(failed))
+  return head + '; ' + '; '.join(parts)
 
 
 def weight_metrics(adversary, original):

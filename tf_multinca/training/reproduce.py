@@ -36,16 +36,8 @@ from tf_multinca.training import evaluate
 from tf_multinca.training import fanout
 from tf_multinca.training import loop
 
-# The paper's experiments and the bar each is held to (`zoo.verdict`).
-EXPERIMENTS = {
-    'lizard_red': 'static',  # fig. 12 top
-    'lizard_red_spray': 'static',  # the 10 % spray variant
-    'lizard_no_tail': 'static',  # fig. 12 middle
-    'bug_to_butterfly': 'static',  # fig. 12 bottom
-    'lizard_grow_to_persist': 'dynamic',  # fig. 14
-    'butterfly_grow_to_persist': 'dynamic',
-    'firework_grow_to_persist': 'dynamic',
-}
+# The paper's experiments and the bar each is held to: the configs list them.
+EXPERIMENTS = adversary_configs.EXPERIMENTS
 PAPER = tuple(EXPERIMENTS)
 # Fig. 15: the four regimes times the spray rates, one entry per cell under
 # results/perturbation/<regime>/spray_<pct>pct (`cells`).
@@ -53,11 +45,13 @@ PERTURBATION = 'perturbation'
 # The tiny sweep of the tests: two regimes' testing variants at one rate.
 PERTURBATION_TESTING = (('perturbation_copy_l3_testing', 0.5),
                         ('perturbation_random_testing', 0.5))
-EVAL_SEEDS = 32  # organisms of the final evaluation (ours, published and control alike)
+EVAL_SEEDS = 32  # organisms of the development evaluation (ours, published and control alike)
+TEST_SEEDS = zoo.TEST_SEEDS  # organisms of the held-out test set (the report's headline)
 AGES = (100, 200, 500)  # steps after injection kept in run.json (fig. 14's), the last decides
 # Config fields that do not change what is trained: a results entry still matches without them.
 PRESENTATION_FIELDS = frozenset({'description', 'log_every', 'summary_every', 'image_every',
                                  'checkpoint_every', 'keep_checkpoints', 'register',
+                                 'test_seeds',
                                  'debug_nan_step'})  # (a removed field, in old records)
 
 
@@ -174,33 +168,6 @@ def config_diff(record_config, config):
 # ----------------------------------------------------------------------------------------------
 # Evaluation under the zoo's protocol.
 
-@dataclasses.dataclass
-class _Run:
-  evaluation: zoo.Evaluation
-  strip: np.ndarray
-
-
-def _evaluate(name, original, adversary, injection, target, protocol, fire_rate):
-  result = evaluate.fresh_takeover(
-      original, adversary, injection if adversary is not None else None, target, protocol.grid,
-      protocol.inject_at, max(protocol.ages), protocol.seeds, protocol.seed, fire_rate,
-      protocol.strip_steps)
-  ages = {}
-  for age in protocol.ages:
-    row = protocol.inject_at + age
-    ages[age] = zoo.SeedMetrics(
-        original_fraction=tuple(float(v) for v in result.metrics['original_fraction'][row]),
-        alive=tuple(float(v) for v in result.metrics['alive'][row]),
-        mse=tuple(float(v) for v in result.metrics['mse'][row]) if target is not None else ())
-  distance, cosine = (None, None) if adversary is None else evaluate.weight_metrics(adversary,
-                                                                                    original)
-  evaluation = zoo.Evaluation(model=name, ages=ages, no_injection=result.info['no_injection'],
-                              weight_distance=distance, cosine_similarity=cosine)
-  strip = render.evolution_strip(result.states[:, 0], result.convention, zoom_factor=3,
-                                 steps=result.record_steps)
-  return _Run(evaluation, strip)
-
-
 def _machine():
   model = platform.processor() or platform.machine()
   try:
@@ -213,9 +180,42 @@ def _machine():
   return f'{os.cpu_count()} cores, {model}'
 
 
+def _assets(config):
+  """(original, target, dev protocol) of `config`'s evaluations, in its convention."""
+  conv = config.convention
+  grid = loop.grid_side(config)
+  original = hub.load(config.original, conv)
+  target = targets.build_target(config.target, conv, grid, original=original,
+                                fire_rate=config.fire_rate)
+  protocol = zoo.Protocol(
+      seeds=EVAL_SEEDS, seed=config.eval_seed, inject_at=config.inject_min,
+      ages=ages_of(config), grid=grid,
+      strip_steps=tuple(takeover.default_record_steps(config.inject_min, config.eval_steps)))
+  return original, target, protocol
+
+
+def _assess(config, kind, protocol, original, adversary, target, strips=False):
+  """`evaluate.assess` of `adversary` under `protocol` (the published adversary of the config
+  and the control on the same organisms). Without strips (the test set) the control is
+  evaluated for the dynamic bar only, which reads it."""
+  published = None
+  if config.compare_with:
+    published = (config.compare_with, hub.load(config.compare_with, config.convention))
+  control = strips or kind == 'dynamic'
+  return evaluate.assess(kind, protocol, original, adversary, config.injection, target,
+                         config.fire_rate, published=published, control=control, strips=strips)
+
+
+def _checks(verdict):
+  return '; '.join(f'{c[0]} {c[1]:.4g} vs {c[2]:.4g}' for c in verdict.checks)
+
+
 def collect(name, config, run_dir, results_dir=None, seeds=EVAL_SEEDS, log=print, kind=None,
-            overrides=()):
+            overrides=(), test_seeds=TEST_SEEDS):
   """Evaluates a finished training run and writes its zoo entry `results/<name>/`.
+
+  The development evaluation (`seeds` organisms of the config's eval_seed, with strips) and the
+  held-out test set (`test_seeds` organisms of `zoo.TEST_SEED`, read here only).
 
   Args:
     name: the entry's path under results/ (the experiment's name).
@@ -224,7 +224,8 @@ def collect(name, config, run_dir, results_dir=None, seeds=EVAL_SEEDS, log=print
     overrides: the `key=value` overrides `config` was built with (recorded).
     run_dir: the run's workdir (metrics.json, export/adversary.weights.h5).
     results_dir: the zoo (default `zoo.results_dir()`).
-    seeds: organisms of the evaluation.
+    seeds: organisms of the development evaluation.
+    test_seeds: organisms of the test set.
 
   Returns:
     The written `zoo.RunRecord`.
@@ -239,25 +240,13 @@ def collect(name, config, run_dir, results_dir=None, seeds=EVAL_SEEDS, log=print
   except (OSError, ValueError) as e:
     raise ReproduceError(f'{run_dir} holds no finished run ({e}); train it first') from None
   t = time.time()
-  conv = config.convention
-  grid = loop.grid_side(config)
-  adversary = weights_file.load(run_dir / 'export' / 'adversary.weights.h5', conv)
-  original = hub.load(config.original, conv)
-  target = targets.build_target(config.target, conv, grid, original=original,
-                                fire_rate=config.fire_rate)
-  protocol = zoo.Protocol(
-      seeds=seeds, seed=config.eval_seed, inject_at=config.inject_min, ages=ages_of(config),
-      grid=grid, strip_steps=tuple(takeover.default_record_steps(
-          config.inject_min, config.eval_steps)))
-  args = dict(injection=config.injection, target=target, protocol=protocol,
-              fire_rate=config.fire_rate)
-  ours = _evaluate('ours', original, adversary, **args)
-  published = None
-  if config.compare_with:
-    published = _evaluate(config.compare_with, original, hub.load(config.compare_with, conv),
-                          **args)
-  control = _evaluate('control', original, None, **args)
+  adversary = weights_file.load(run_dir / 'export' / 'adversary.weights.h5', config.convention)
+  original, target, protocol = _assets(config)
+  protocol = dataclasses.replace(protocol, seeds=seeds)
   kind = kind or kind_of(config.name)
+  dev, strips = _assess(config, kind, protocol, original, adversary, target, strips=True)
+  test, _ = _assess(config, kind, evaluate.held_out_protocol(protocol, test_seeds), original,
+                    adversary, target)
   steps = int(doc['steps'])
   wall = doc.get('wall_s_total') or doc.get('wall_s_this_session')
   best = doc.get('best') or {}
@@ -269,25 +258,61 @@ def collect(name, config, run_dir, results_dir=None, seeds=EVAL_SEEDS, log=print
                             machine=_machine(), final_loss=_final_loss(doc),
                             stopped_early=bool(doc.get('stopped_early')),
                             met_stop_rule=bool(doc.get('met_stop_rule'))),
-      protocol=protocol, ours=ours.evaluation,
-      published=published.evaluation if published else None, control=control.evaluation,
-      verdict=zoo.verdict(kind, ours.evaluation, published.evaluation if published else None,
-                          protocol.ages[-1], seeds, control=control.evaluation),
-      overrides=tuple(overrides))
+      protocol=dev.protocol, ours=dev.ours, published=dev.published, control=dev.control,
+      verdict=dev.verdict, overrides=tuple(overrides), test=test)
 
   def write(tmp):
     tmp = pathlib.Path(tmp)
     weights_file.save(adversary, tmp / zoo.WEIGHTS_FILE, config=config.name, step=steps)
-    for key, run in (('ours', ours), ('published', published), ('control', control)):
-      if run is not None:
-        render.save_png(run.strip, tmp / zoo.STRIPS[key])
+    for key, image in strips.items():
+      render.save_png(image, tmp / zoo.STRIPS[key])
     zoo.write_record(tmp, record)
 
   fileio.write_dir(results_dir / name, write)
-  log(f'{name}: evaluated on {seeds} seeds in {time.time() - t:.0f}s -> {results_dir / name} '
-      f'({"passes" if record.verdict.passed else "does NOT pass"} the bar: ' +
-      '; '.join(f'{c[0]} {c[1]:.4g} vs {c[2]:.4g}' for c in record.verdict.checks) + ')')
+  log(f'{name}: evaluated on {seeds} development and {test_seeds} test organisms in '
+      f'{time.time() - t:.0f}s -> {results_dir / name} (on the test set it '
+      f'{"passes" if test.verdict.passed else "does NOT pass"} the bar: '
+      f'{_checks(test.verdict)})')
   return record
+
+
+def evaluate_test_set(names, results_dir=None, test_seeds=TEST_SEEDS, log=print):
+  """Evaluates committed entries on the held-out test set (evaluation only, no training).
+
+  Each entry's adversary, under the config it records, with its published adversary and the
+  control on the same `test_seeds` organisms; its `run.json` gains the `test` assessment, and
+  its development verdict is judged again by today's bar from its stored figures. Written
+  atomically, one entry at a time (an interrupted pass keeps the entries already done).
+
+  Args:
+    names: entries under `results_dir` ('lizard_red', 'perturbation/<regime>/spray_5pct').
+
+  Returns:
+    {name: `zoo.RunRecord`}.
+  """
+  results_dir = pathlib.Path(results_dir) if results_dir is not None else zoo.results_dir()
+  out = {}
+  for name in names:
+    t = time.time()
+    record = zoo.read_record(results_dir / name)
+    config = configs.get_config(record.config_name, record.overrides)
+    if config_diff(record.config, config):
+      raise ReproduceError(f'{name} was trained with another config than today\'s '
+                           f'{record.config_name} ({", ".join(config_diff(record.config, config))}'
+                           '); retrain it: python -m tools.reproduce --experiments=' + name)
+    adversary = zoo.load(results_dir / name)
+    original, target, protocol = _assets(config)
+    protocol = dataclasses.replace(protocol, seeds=record.protocol.seeds)
+    test, _ = _assess(config, record.kind, evaluate.held_out_protocol(protocol, test_seeds),
+                      original, adversary, target)
+    dev = zoo.verdict(record.kind, record.ours, record.published, record.protocol.ages[-1],
+                      record.protocol.seeds, control=record.control)
+    record = dataclasses.replace(record, verdict=dev, test=test)
+    zoo.write_record(results_dir / name, record)
+    out[name] = record
+    log(f'{name}: {test_seeds} test organisms in {time.time() - t:.0f}s: '
+        f'{"passes" if test.verdict.passed else "does NOT pass"} ({_checks(test.verdict)})')
+  return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -313,7 +338,7 @@ def _move_aside(path, log):
 
 def run(experiments=PAPER, workdir='runs/reproduce', results_dir=None, retrain=False,
         report_only=False, seeds=EVAL_SEEDS, overrides=(), log=print, parallel=1,
-        write_report=True):
+        write_report=True, test_seeds=TEST_SEEDS):
   """Trains, collects and reports `experiments`.
 
   Args:
@@ -324,7 +349,8 @@ def run(experiments=PAPER, workdir='runs/reproduce', results_dir=None, retrain=F
     retrain: train again even where the zoo already holds the same config (the previous run
       directory is moved aside, never deleted).
     report_only: only rebuild the report from the zoo's files (no training, no evaluation).
-    seeds: organisms of each final evaluation.
+    seeds: organisms of each development evaluation.
+    test_seeds: organisms of each held-out test set evaluation.
     overrides: `key=value` config overrides for every experiment.
     parallel: train and collect up to this many runs at once, each in its own process
       (`python -m tf_multinca.apps.reproduce` on one entry, logging to
@@ -358,11 +384,13 @@ def run(experiments=PAPER, workdir='runs/reproduce', results_dir=None, retrain=F
       else:
         skipped.append(cell.entry)
     if parallel > 1 and len(todo) > 1:
-      _fan_out(todo, workdir, results_dir, seeds, overrides, parallel, retrain, log)
+      _fan_out(todo, workdir, results_dir, seeds, overrides, parallel, retrain, log,
+               test_seeds)
       records = {cell.entry: zoo.read_record(results_dir / cell.entry) for cell in todo}
     else:
       for cell in todo:
-        records[cell.entry] = _train_and_collect(cell, workdir, results_dir, seeds, log)
+        records[cell.entry] = _train_and_collect(cell, workdir, results_dir, seeds, log,
+                                                 test_seeds)
   path = report.write_report(results_dir) if write_report else None
   if path is not None:
     log(f'report: {path}')
@@ -399,7 +427,7 @@ def _plan(cell, workdir, results_dir, retrain, log):
   return True
 
 
-def _train_and_collect(cell, workdir, results_dir, seeds, log):
+def _train_and_collect(cell, workdir, results_dir, seeds, log, test_seeds=TEST_SEEDS):
   run_dir = workdir / cell.entry
   if _finished(run_dir, cell.config):
     log(f'{cell.entry}: {run_dir} is trained; collecting')
@@ -407,19 +435,20 @@ def _train_and_collect(cell, workdir, results_dir, seeds, log):
     log(f'--- {cell.entry}: training in {run_dir}')
     loop.train(cell.config, run_dir, log=log)
   return collect(cell.entry, cell.config, run_dir, results_dir, seeds, log, cell.kind,
-                 cell.overrides)
+                 cell.overrides, test_seeds)
 
 
 LOG_FILE = 'reproduce.log'  # a fanned-out run's output, in its run directory
 
 
-def _fan_out(todo, workdir, results_dir, seeds, overrides, parallel, retrain, log):
+def _fan_out(todo, workdir, results_dir, seeds, overrides, parallel, retrain, log,
+             test_seeds=TEST_SEEDS):
   """Trains and collects `todo` in up to `parallel` processes (one entry each)."""
   jobs = []
   for cell in todo:
     argv = [sys.executable, '-m', 'tf_multinca.apps.reproduce', f'--experiments={cell.entry}',
             f'--workdir={workdir.resolve()}', f'--results_dir={results_dir.resolve()}',
-            f'--eval_seeds={seeds}', '--noreport'] + [f'--set={o}' for o in overrides]
+            f'--eval_seeds={seeds}', f'--test_seeds={test_seeds}', '--noreport'] + [f'--set={o}' for o in overrides]
     if retrain:  # the parent moved the previous run aside; the entry must not be skipped
       argv.append('--retrain')
     jobs.append(fanout.Job(cell.entry, tuple(argv), workdir / cell.entry / LOG_FILE))
