@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import resource
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from tf_multinca import configs
 from tf_multinca import hub
 from tf_multinca import registry
 from tf_multinca import weights_file
+from tf_multinca import zoo
 from tf_multinca import multi
 from tf_multinca import saved_model
 from tf_multinca import model as model_lib
@@ -492,3 +494,32 @@ def test_a_resume_leaves_no_duplicate_points(tmp_path, mirror, monkeypatch):
   loop.train(c, work, log=lambda m: None)  # resumes at 4, logs 5 and 6 again
   events, _ = read_events(work / 'tensorboard' / 'lizard_red_testing')
   assert [s for s, _ in events['train/loss']] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.slow
+def test_a_named_experiment_ends_with_the_bars_verdict_on_the_test_set(tmp_path, mirror):
+  work = tmp_path / 'run'
+  published = 'paper/lizard/virus/lizard_persist_to_red_squareside_2'
+  p = run_tool('train_adversary', '--config=lizard_red_testing', f'--workdir={work}',
+               f'--set=compare_with={published}', mirror=mirror)
+  assert p.returncode == 0, p.stderr
+  last = p.stdout.strip().splitlines()[-1]
+  # The last line: the test set, the verdict, ours against the published on the same organisms.
+  assert re.fullmatch(
+      rf'bar \(held-out test set: 4 organisms, generator seed {zoo.TEST_SEED}, MSE 12 steps '
+      r'after injection\): (PASSES|FAILS); complete \d/4 \(published \d\); MSE mean '
+      r'\d\.\d{4} / median \d\.\d{4} / worst \d\.\d{4} \(published \d\.\d{4} / \d\.\d{4} / '
+      r'\d\.\d{4}: \d+\.\d\dx mean, \d+\.\d\dx median, limit 1\.25x\)(; failed: .+)?', last), last
+  doc = json.loads((work / 'metrics.json').read_text())['test_set']
+  assert (doc['seeds'], doc['seed'], doc['age']) == (4, zoo.TEST_SEED, 12)
+  assert doc['published']['model'] == published and doc['ours']['model'] == 'ours'
+  for who in ('ours', 'published'):
+    assert 0 <= doc[who]['complete'] <= 4
+    assert doc[who]['mse_median'] <= doc[who]['mse_worst']
+  assert doc['passed'] == all(c[3] for c in doc['checks'])
+  assert [c[0] for c in doc['checks']] == ['complete takeovers', 'mean MSE', 'median MSE',
+                                           'catastrophic organisms']
+  mean = [c for c in doc['checks'] if c[0] == 'mean MSE'][0]
+  assert mean[1] == doc['ours']['mse_mean']
+  assert mean[2] == pytest.approx(zoo.MSE_FACTOR * doc['published']['mse_mean'])
+  assert ('PASSES' in last) == doc['passed']

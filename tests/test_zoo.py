@@ -36,22 +36,45 @@ def test_complete_counts_only_seeds_without_an_original_cell():
 
 
 @pytest.mark.parametrize('ours_mse, ours_fracs, passed, failing', [
-    ([0.003] * 32, [0.0] * 32, True, []),
-    ([0.003] * 31 + [0.05], [0.0] * 32, False, ['worst-seed MSE']),  # worst > 3 x 0.008
-    ([0.006] * 32, [0.0] * 32, False, ['mean MSE']),  # 0.006 > 1.5 x 0.0035
-    ([0.003] * 32, [0.0] * 30 + [0.1, 0.2], False, ['complete takeovers']),  # 30 < 31
+    ([0.003] * 128, [0.0] * 128, True, []),
+    # One organism lost (> 5 x the published median 0.003): the allowance of 1 in 128.
+    ([0.003] * 127 + [0.05], [0.0] * 128, True, []),
+    ([0.003] * 126 + [0.05] * 2, [0.0] * 128, False, ['catastrophic organisms']),
+    ([0.0045] * 128, [0.0] * 128, False, ['mean MSE', 'median MSE']),  # > 1.25 x 0.0035, 0.003
+    # The median holds (0.003) while a heavy shoulder lifts the mean past 1.25 x 0.0035.
+    ([0.003] * 96 + [0.0145] * 32, [0.0] * 128, False, ['mean MSE']),
+    # The mean holds while the typical organism is blurrier: median 0.0039 > 1.25 x 0.003.
+    ([0.0039] * 65 + [0.0025] * 63, [0.0] * 128, False, ['median MSE']),
+    ([0.003] * 128, [0.0] * 124 + [0.1] * 4, False, ['complete takeovers']),  # 124 < 125
 ])
 def test_static_bar(ours_mse, ours_fracs, passed, failing):
-  published = evaluation('paper/x', [0.0] * 32, [580] * 32, [0.003] * 24 + [0.005] * 8)
-  # mean 0.0035 (limit 0.00525), worst 0.005 (limit 0.015)
-  v = zoo.verdict('static', evaluation('ours', ours_fracs, [570] * 32, ours_mse), published,
-                  500, 32)
+  published = evaluation('paper/x', [0.0] * 128, [580] * 128, [0.003] * 96 + [0.005] * 32)
+  # mean 0.0035, median 0.003; a lost organism has MSE > 0.015
+  v = zoo.verdict('static', evaluation('ours', ours_fracs, [570] * 128, ours_mse), published,
+                  500, 128)
   assert v.passed is passed
   assert [c[0] for c in v.checks if not c[3]] == failing
+  assert [c[0] for c in v.checks] == ['complete takeovers', 'mean MSE', 'median MSE',
+                                      'catastrophic organisms']
+
+
+def test_the_catastrophic_allowance_is_the_published_count_plus_one_in_128():
+  # The published adversary loses 3 organisms of 128 (MSE > 5 x its median): ours may lose 4.
+  published = evaluation('paper/x', [0.0] * 128, [580] * 128, [0.002] * 125 + [0.2] * 3)
+  assert zoo.catastrophic(published.at(500), published.at(500)) == 3
+  four = evaluation('ours', [0.0] * 128, [580] * 128, [0.002] * 124 + [0.011] * 4)
+  five = evaluation('ours', [0.0] * 128, [580] * 128, [0.002] * 123 + [0.011] * 5)
+  assert zoo.verdict('static', four, published, 500, 128).checks[-1] == (
+      'catastrophic organisms', 4, 4, True)
+  assert zoo.verdict('static', five, published, 500, 128).checks[-1][3] is False
+  # A diverged organism (NaN) is lost too.
+  nan = evaluation('ours', [0.0] * 128, [580] * 128, [0.002] * 127 + [float('nan')])
+  assert zoo.catastrophic(nan.at(500), published.at(500)) == 1
 
 
 def test_bar_follows_a_published_adversary_that_falls_short():
-  # The published adversary completes 26 of 32: 26 are enough for ours, 25 are not.
+  # The published adversary completes 26 of 32 (the 97 % share asks 32): 26 are enough for
+  # ours, 25 are not.
   published = evaluation('paper/x', [0.0] * 26 + [0.2] * 6, [500] * 32, [0.01] * 32)
   ok = evaluation('ours', [0.0] * 26 + [0.3] * 6, [500] * 32, [0.01] * 32)
   short = evaluation('ours', [0.0] * 25 + [0.3] * 7, [500] * 32, [0.01] * 32)
@@ -86,8 +109,24 @@ def test_dynamic_bar_needs_a_control_that_lost_the_shape(control_alive, passed):
                                                               control=control).checks]
 
 
-def fake_entry(root, name, kind='static', seed=0, strips=True):
-  """A zoo entry made from scratch: random weights, made-up evaluations, tiny strips."""
+def fake_assessment(kind, rng, seeds=128, ours_factor=1.0):
+  """A made-up held-out test set assessment: ours (MSE x `ours_factor`), published, control."""
+  mse = rng.uniform(0.002, 0.004, seeds)
+  ours = zoo.Evaluation('ours', {500: seed_metrics([0.0] * seeds, [575] * seeds,
+                                                   mse * ours_factor)}, 0, 0.04, 0.97)
+  published = zoo.Evaluation('paper/x', {500: seed_metrics([0.0] * seeds, [590] * seeds, mse)},
+                             0, 0.06, 0.95)
+  control = zoo.Evaluation('control', {500: seed_metrics([1.0] * seeds, [0] * seeds,
+                                                         [0.1] * seeds)})
+  protocol = zoo.Protocol(seeds=seeds, seed=zoo.TEST_SEED, inject_at=60, ages=(500,), grid=48)
+  return zoo.Assessment(protocol, ours, published, control,
+                        zoo.verdict(kind, ours, published, 500, seeds, control=control))
+
+
+def fake_entry(root, name, kind='static', seed=0, strips=True, test=True, ours_factor=1.0):
+  """A zoo entry made from scratch: random weights, made-up evaluations (32 development seeds,
+  and with `test` 128 test organisms, ours at `ours_factor` x the published MSE there), tiny
+  strips."""
   rng = np.random.default_rng(seed)
   d = root / name
   ca = CAModel(convention='paper', init_seed=seed)
@@ -109,7 +148,8 @@ def fake_entry(root, name, kind='static', seed=0, strips=True):
       protocol=zoo.Protocol(seeds=32, seed=1234, inject_at=60, ages=(100, 500), grid=48,
                             strip_steps=(0, 60, 560)),
       ours=ours, published=published, control=control,
-      verdict=zoo.verdict(kind, ours, published, 500, 32, control=control))
+      verdict=zoo.verdict(kind, ours, published, 500, 32, control=control),
+      test=fake_assessment(kind, rng, ours_factor=ours_factor) if test else None)
   zoo.write_record(d, record)
   if strips:
     for key in zoo.STRIPS:
@@ -168,22 +208,64 @@ def test_weights_h5_without_its_convention_asks_for_one(tmp_path):
 def test_report_from_a_fake_zoo(tmp_path):
   fake_entry(tmp_path, 'lizard_red', seed=1)
   fake_entry(tmp_path, 'lizard_grow_to_persist', kind='dynamic', seed=2)
+  fake_entry(tmp_path, 'lizard_no_tail', seed=4, ours_factor=1.4)  # fails on the test set
   path = report.write_report(tmp_path)
   text = path.read_text()
   r = zoo.read_record(tmp_path / 'lizard_red')
-  mean, std, worst = r.ours.at(500).stats('mse')
-  assert f'{mean:.4f} ± {std:.4f} (worst {worst:.4f})' in text
-  assert '| 32/32 |' in text and '0:45:12' in text  # complete takeovers, wall time
+  # The headline tables are the test set's: 128 organisms, mean ± std, median, worst, the
+  # catastrophic count and the ratio's bootstrap interval.
+  m, p = r.test.ours.at(500), r.test.published.at(500)
+  mean, std, worst = m.stats('mse')
+  ratio, lo, hi = report.ratio_interval(m.mse, p.mse)
+  assert (f'| **ours** `results/lizard_red` | 128/128 | 575 ± 0 | {mean:.4f} ± {std:.4f} | '
+          f'{m.median("mse"):.4f} | {worst:.4f} | 0 | {ratio:.2f} [{lo:.2f}, {hi:.2f}] | 3500 | '
+          '0:45:12 (0.77 s/step) |') in text
+  assert ratio == pytest.approx(1.0) and lo <= 1.0 <= hi
+  assert '| lizard_red | 128 (test set) | **passes** |' in text
+  assert '| lizard_no_tail | 128 (test set) | **fails** |' in text
+  assert 'held-out test set' in text.lower() and f'generator seed {zoo.TEST_SEED}' in text
+  # The development seeds stay beside it, with their own verdict.
+  dev = r.ours.at(500).stats('mse')[0]
+  assert f'| lizard_red | {dev:.4f} / ' in text
   assert '## Static experiments' in text and '## Dynamic experiments' in text
-  assert 'orig. fraction t+100' in text  # the dynamic table's ages
+  assert 'orig. fraction t+500' in text  # the dynamic table's ages (the test set's)
   for name in ('lizard_red', 'lizard_grow_to_persist'):
     assert f'![{name}](figures/{name}.png)' in text
     assert (tmp_path / 'figures' / f'{name}.png').is_file()
+  # The per-organism distribution, as PNG and SVG, embedded.
+  for ext in ('png', 'svg'):
+    assert (tmp_path / 'figures' / f'distribution.{ext}').stat().st_size > 1000
+  assert '![MSE per organism](figures/distribution.png)' in text
   # The dynamic figure stacks control, ours and published; the static one ours and published.
   from PIL import Image
   h_static = Image.open(tmp_path / 'figures' / 'lizard_red.png').size[1]
   h_dynamic = Image.open(tmp_path / 'figures' / 'lizard_grow_to_persist.png').size[1]
   assert h_dynamic > 1.4 * h_static
+  # Rebuilt from the same entries, the report and its figures are the same bytes.
+  before = {f: f.read_bytes() for f in (tmp_path / 'figures').iterdir()}
+  report.write_report(tmp_path)
+  assert path.read_text() == text
+  assert {f: f.read_bytes() for f in (tmp_path / 'figures').iterdir()} == before
+
+
+def test_an_entry_not_yet_on_the_test_set_says_so(tmp_path):
+  fake_entry(tmp_path, 'lizard_red', seed=1, test=False)
+  text = report.write_report(tmp_path).read_text()
+  assert '| lizard_red | 32 (development seeds: not on the test set yet) |' in text
+
+
+def test_the_ratio_interval_is_a_paired_bootstrap():
+  rng = np.random.default_rng(5)
+  published = rng.uniform(0.002, 0.006, 128)
+  ratio, lo, hi = report.ratio_interval(1.2 * published, published)
+  assert ratio == pytest.approx(1.2) and lo == pytest.approx(1.2) and hi == pytest.approx(1.2)
+  noisy = published * rng.uniform(0.5, 1.9, 128)  # mean ratio 1.2, spread per organism
+  ratio, lo, hi = report.ratio_interval(noisy, published)
+  assert lo < ratio < hi and hi - lo < 0.3
+  # More organisms, a narrower interval.
+  assert report.ratio_interval(noisy[:16], published[:16])[2] - report.ratio_interval(
+      noisy[:16], published[:16])[1] > hi - lo
+  assert all(np.isnan(report.ratio_interval([], [])))
 
 
 @pytest.mark.slow

@@ -2,9 +2,11 @@
 
 `write_report(results_dir)` reads every entry's `run.json` and strips (no model is loaded, no
 step is run: seconds, offline), and writes `REPORT.md` with one table per kind of experiment
-(fig. 12's static takeovers, fig. 14's growing organisms kept alive) and a figure per
-experiment under `figures/`: our takeover above the published adversary's on the same seeds,
-and the control for the dynamic ones.
+(fig. 12's static takeovers, fig. 14's growing organisms kept alive, fig. 15's cells), each
+from the held-out test set (`zoo.RunRecord.headline`), the per-organism distribution of the
+MSE (ours beside the published adversary), and a figure per experiment under `figures/`: our
+takeover above the published adversary's on the same seeds, and the control for the dynamic
+ones.
 """
 
 import csv
@@ -12,6 +14,9 @@ import dataclasses
 import io
 import pathlib
 
+import matplotlib
+matplotlib.use('Agg')  # headless: the report is written offline, without a display
+from matplotlib import pyplot as plt  # pylint: disable=wrong-import-position
 import numpy as np
 from PIL import Image
 from PIL import ImageDraw
@@ -23,6 +28,7 @@ from tf_multinca import text
 from tf_multinca import zoo
 
 REPORT_FILE = 'REPORT.md'
+NOTES_FILE = 'NOTES.md'  # an entry's history: what was tried and measured, dated
 FIGURES_DIR = 'figures'
 PERTURBATION_TABLE = 'perturbation/table.csv'
 PERTURBATION_COLUMNS = ('regime', 'rate', 'steps', 'reached_loss_criterion', 'final_loss',
@@ -82,41 +88,82 @@ def figure(entry_dir, record):
   return _stack(panels) if panels else None
 
 
-def _row(label, ev, age, record=None):
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0  # the report is the same every time it is rebuilt
+
+
+def ratio_interval(ours, published, resamples=BOOTSTRAP_RESAMPLES, level=0.95):
+  """(ratio, low, high): ours' mean over the published's mean, with a paired bootstrap
+  interval (the same organisms resampled for both; a deterministic generator).
+
+  Args:
+    ours, published: `[organisms]` values on the same organisms.
+  """
+  o, p = np.asarray(ours, np.float64), np.asarray(published, np.float64)
+  if not o.size or o.shape != p.shape or not p.mean() > 0:
+    return (float('nan'),) * 3
+  idx = np.random.default_rng(BOOTSTRAP_SEED).integers(0, o.size, (resamples, o.size))
+  ratios = o[idx].mean(1) / p[idx].mean(1)
+  tail = (1 - level) / 2 * 100
+  return (float(o.mean() / p.mean()), float(np.percentile(ratios, tail)),
+          float(np.percentile(ratios, 100 - tail)))
+
+
+def _mse_cells(m, published=None):
+  """Markdown cells: MSE mean ± std, median, worst, catastrophic organisms, ratio (95 % CI)."""
+  if not m.mse:
+    return ['-'] * 5
+  mean, std, worst = m.stats('mse')
+  cells = [f'{mean:.4f} ± {std:.4f}', f'{m.median("mse"):.4f}', f'{worst:.4f}']
+  if published is not None and published.mse:
+    cells.append(f'{zoo.catastrophic(m, published)}')
+    r, lo, hi = ratio_interval(m.mse, published.mse)
+    cells.append('1 (itself)' if m is published else f'{r:.2f} [{lo:.2f}, {hi:.2f}]')
+  else:
+    cells += ['-', '-']
+  return cells
+
+
+def _row(label, ev, age, published=None, record=None, training=True):
   m = ev.at(age)
   complete = f'{m.complete()}/{len(m.original_fraction)}'
-  frac = _fmt(*m.stats('original_fraction'), digits=3)
   alive = f'{m.stats("alive")[0]:.0f} ± {m.stats("alive")[1]:.0f}'
-  mse = _fmt(*m.stats('mse')) if m.mse else '-'
+  mse = _mse_cells(m, published.at(age) if published is not None else None)
   train = ('-', '-')
   if record is not None:
     t = record.training
     train = (str(t.steps), f'{text.hms(t.wall_s)}' + (f' ({t.s_per_step:.2f} s/step)'
                                                     if t.s_per_step else ''))
-  return f'| {label} | {complete} | {frac} | {alive} | {mse} | {train[0]} | {train[1]} |'
+  cells = [label, complete, alive] + mse + (list(train) if training else [])
+  return '| ' + ' | '.join(cells) + ' |'
+
+
+_MSE_HEAD = ('MSE mean ± std | median | worst | catastrophic | ours / published mean [95 % '
+             'CI] |')
 
 
 def _static_table(records):
-  lines = ['| adversary | complete takeovers | original fraction (mean ± std, worst) | alive | '
-           'MSE to target (mean ± std, worst) | train steps | train wall time |',
-           '|---|---|---|---|---|---|---|']
+  lines = ['| adversary | complete takeovers | alive | ' + _MSE_HEAD + ' train steps | train '
+           'wall time |', '|---|---|---|---|---|---|---|---|---|---|']
   for r in records:
-    age = r.protocol.ages[-1]
-    lines.append(_row(f'**ours** `results/{r.experiment}`', r.ours, age, r))
-    if r.published is not None:
-      lines.append(_row(f'published `{r.published.model}`', r.published, age))
+    h = r.headline
+    age = h.protocol.ages[-1]
+    lines.append(_row(f'**ours** `results/{r.experiment}`', h.ours, age, h.published, r))
+    if h.published is not None:
+      lines.append(_row(f'published `{h.published.model}`', h.published, age, h.published))
   return lines
 
 
 def _dynamic_table(records):
   lines = []
   for r in records:
-    ages = r.protocol.ages
+    h = r.headline
+    ages = h.protocol.ages
     head = '| adversary | ' + ' | '.join(
         f'orig. fraction t+{a} | alive t+{a} | MSE t+{a}' for a in ages) + ' |'
     lines += [f'**{r.experiment}** (target `{r.config["target"]}`)', '', head,
               '|---|' + '---|' * (3 * len(ages))]
-    for label, ev in (('ours', r.ours), ('published', r.published), ('control', r.control)):
+    for label, ev in (('ours', h.ours), ('published', h.published), ('control', h.control)):
       if ev is None:
         continue
       cells = []
@@ -125,6 +172,13 @@ def _dynamic_table(records):
         cells += [f'{m.stats("original_fraction")[0]:.3f}', f'{m.stats("alive")[0]:.0f}',
                   f'{m.stats("mse")[0]:.4f}' if m.mse else '-']
       lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
+    age = ages[-1]
+    lines += ['', f'At t+{age}, organism by organism:', '',
+              '| adversary | complete takeovers | alive | ' + _MSE_HEAD,
+              '|---|---|---|---|---|---|---|---|']
+    for label, ev in (('ours', h.ours), ('published', h.published)):
+      if ev is not None:
+        lines.append(_row(label, ev, age, h.published, training=False))
     t = r.training
     lines += ['', f'Trained {t.steps} steps in {text.hms(t.wall_s)}.', '']
   return lines
@@ -141,12 +195,13 @@ def perturbation_rows(records):
   rows = []
   for r in records:
     rate = _spray_rate(r)
-    m = r.ours.at(r.protocol.ages[-1])
+    h = r.headline
+    m = h.ours.at(h.protocol.ages[-1])
     rows.append({'regime': r.config_name, 'rate': rate, 'steps': r.training.steps,
                  'reached_loss_criterion': r.training.met_stop_rule,
                  'final_loss': r.training.final_loss,
-                 'weight_distance': r.ours.weight_distance,
-                 'cosine_similarity': r.ours.cosine_similarity, 'complete': m.complete(),
+                 'weight_distance': h.ours.weight_distance,
+                 'cosine_similarity': h.ours.cosine_similarity, 'complete': m.complete(),
                  'seeds': len(m.original_fraction), 'mse_mean': m.stats('mse')[0],
                  'wall_s': r.training.wall_s})
   return sorted(rows, key=lambda x: (x['regime'], -x['rate']))
@@ -300,21 +355,117 @@ def _bound(check, limit):
     return f'published {limit:.4g}, within {zoo.ALIVE_TOLERANCE:.0%}'
   if check == zoo.CONTROL_CHECK:
     return f'published {limit:.4g}, outside {zoo.ALIVE_TOLERANCE:.0%}'
+  if check == zoo.CATASTROPHIC_CHECK:
+    return f'at most {limit:g}'
   return f'limit {limit:.4g}'
 
 
+def _checks(verdict):
+  return '; '.join(f'{name} {ours:.4g} ({_bound(name, limit)}) {"ok" if ok else "FAIL"}'
+                   for name, ours, limit, ok in verdict.checks)
+
+
+# Committed entries below the bar on the test set, each with what was measured and what is
+# next. Reported beside the verdict; the committed-zoo test requires the failing entries to be
+# exactly these, so that a newly failing entry, or a retrained one that passes, updates it.
+BELOW_BAR = {}
+
+
 def _verdicts(records):
-  lines = ['| experiment | bar | checks |', '|---|---|---|']
+  lines = ['| experiment | organisms | bar | checks |', '|---|---|---|---|']
   for r in records:
-    checks = '; '.join(f'{name} {ours:.4g} ({_bound(name, limit)}) {"ok" if ok else "FAIL"}'
-                       for name, ours, limit, ok in r.verdict.checks)
-    lines.append(f'| {r.experiment} | {"**passes**" if r.verdict.passed else "fails"} | '
-                 f'{checks} |')
+    h = r.headline
+    where = (f'{h.protocol.seeds} (test set)' if r.test is not None else
+             f'{h.protocol.seeds} (development seeds: not on the test set yet)')
+    why = f' {BELOW_BAR[r.experiment]}' if not h.verdict.passed and r.experiment in BELOW_BAR \
+        else ''
+    lines.append(f'| {r.experiment} | {where} | '
+                 f'{"**passes**" if h.verdict.passed else "**fails**"} | {_checks(h.verdict)}'
+                 f'{why} |')
   return lines
 
 
+def _development(records):
+  """The development seeds beside the test set: how far tuning on them flattered each entry."""
+  lines = ['| experiment | development: ours / published mean MSE | complete | bar | test set: '
+           'ours / published mean MSE | complete | bar |', '|---|---|---|---|---|---|---|']
+  for r in records:
+    cells = []
+    for ours, published, protocol, verdict in (
+        (r.ours, r.published, r.protocol, r.verdict),
+        (r.test.ours, r.test.published, r.test.protocol, r.test.verdict) if r.test else
+        (None, None, None, None)):
+      if ours is None:
+        cells += ['-', '-', '-']
+        continue
+      m = ours.at(protocol.ages[-1])
+      mse = f'{m.stats("mse")[0]:.4f}' if m.mse else '-'
+      if published is not None and m.mse:
+        mse += f' / {published.at(protocol.ages[-1]).stats("mse")[0]:.4f}'
+      cells += [mse, f'{m.complete()}/{protocol.seeds}',
+                'passes' if verdict.passed else 'fails']
+    lines.append(f'| {r.experiment} | ' + ' | '.join(cells) + ' |')
+  return lines
+
+
+DISTRIBUTION_FIGURE = 'distribution'
+
+
+def plot_distribution(records):
+  """The per-organism MSE at the last age, ours beside the published adversary, one panel per
+  experiment (box plots with every organism drawn over them, log scale): a matplotlib figure."""
+  records = [r for r in records if r.headline.ours.at(r.headline.protocol.ages[-1]).mse]
+  fig, axes = plt.subplots(1, max(len(records), 1), figsize=(2.2 * max(len(records), 1) + 1, 3.6),
+                           squeeze=False)
+  rng = np.random.default_rng(BOOTSTRAP_SEED)
+  for ax, r in zip(axes[0], records):
+    h = r.headline
+    age = h.protocol.ages[-1]
+    series = [('ours', h.ours)] + ([('published', h.published)] if h.published else [])
+    data = [np.asarray(ev.at(age).mse) for _, ev in series]
+    ax.boxplot(data, widths=0.5, showfliers=False, medianprops={'color': 'black'})
+    for i, (v, colour) in enumerate(zip(data, ('tab:blue', 'tab:orange'))):
+      ax.scatter(i + 1 + rng.uniform(-0.18, 0.18, v.size), v, s=6, alpha=0.6, color=colour,
+                 label=series[i][0], zorder=3)
+    if h.published is not None:
+      lost = zoo.CATASTROPHIC_FACTOR * h.published.at(age).median('mse')
+      ax.axhline(lost, color='tab:red', lw=0.8, ls='--',
+                 label=f'catastrophic (> {zoo.CATASTROPHIC_FACTOR:g}x published median)')
+    ax.set_yscale('log')
+    ax.set_xticks(range(1, len(series) + 1), [k for k, _ in series])
+    ax.set_title(r.experiment.replace('_', ' '), fontsize=9)
+    ax.set_ylabel(f'MSE to target at t+{age}')
+  if not records:
+    axes[0][0].set_axis_off()
+  else:
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='lower center', ncol=3, fontsize=8, frameon=False)
+  seeds = sorted({r.headline.protocol.seeds for r in records})
+  fig.suptitle('MSE per organism (' + ', '.join(map(str, seeds)) + ' organisms, held-out test '
+               'set where evaluated)', fontsize=10)
+  fig.tight_layout(rect=(0, 0.08, 1, 1))
+  return fig
+
+
+def save_figure(fig, directory, stem):
+  """Writes `fig` as `<stem>.png` and `<stem>.svg` under `directory` (atomic); closes it."""
+  paths = []
+  with plt.rc_context({'svg.hashsalt': 'tf_multinca'}):  # stable element ids in the SVG
+    for fmt in ('png', 'svg'):
+      paths.append(fileio.write_file(pathlib.Path(directory) / f'{stem}.{fmt}',
+                                     lambda p, fmt=fmt: fig.savefig(p, format=fmt, dpi=120,
+                                                                    metadata=_METADATA[fmt]),
+                                     suffix=f'.{fmt}'))
+  plt.close(fig)
+  return paths
+
+
+# No dates in the files: a report rebuilt from the same entries is the same bytes.
+_METADATA = {'png': {'Software': None}, 'svg': {'Date': None, 'Creator': None}}
+
+
 def write_report(results_dir=None):
-  """Writes `<results_dir>/REPORT.md` and `figures/*.png` from the entries; returns the path."""
+  """Writes `<results_dir>/REPORT.md` and `figures/*` from the entries; returns the path."""
   root = pathlib.Path(results_dir) if results_dir is not None else zoo.results_dir()
   records = [zoo.read_record(root / n) for n in zoo.names(root)]
   lines = ['# Reproduction report', '',
@@ -324,19 +475,27 @@ def write_report(results_dir=None):
            '`python -m tools.reproduce --report_only` (reads only the committed files).', '']
   if not records:
     lines += ['No experiment has been trained yet: `python -m tools.reproduce`.']
+  tests = sorted({(r.test.protocol.seeds, r.test.protocol.seed) for r in records if r.test})
+  for seeds, seed in tests:
+    lines.append(f'- **Held-out test set** (every table below): {seeds} organisms of generator '
+                 f'seed {seed}, read only when an entry is written, never to choose anything.')
   protocols = sorted({(r.protocol.seeds, r.protocol.seed, r.protocol.inject_at,
                        r.protocol.ages[-1]) for r in records})
   for seeds, seed, inject_at, age in protocols:
-    lines.append(f'- Evaluation: {seeds} fresh organisms (generator seed {seed}, never used in '
-                 f'training or validation), adversaries injected after step {inject_at}, '
-                 f'measured {age} steps later; ours, the published adversary and the control '
-                 'on the same seeds.')
+    lines.append(f'- Development seeds: {seeds} organisms of generator seed {seed}, on which '
+                 'recipes were compared while tuning (validations pick checkpoints on seed '
+                 f'{seed + 1}). Adversaries injected after step {inject_at}, measured {age} '
+                 'steps later; ours, the published adversary and the control on the same '
+                 'organisms.')
   if records:
-    lines += ['- A complete takeover leaves no mature original cell. The bar: complete in at '
-              'least 31 of 32 seeds (or as many as the published adversary), mean MSE at most '
-              '1.5x the published, worst seed at most 3x its worst (static), alive cells within '
-              '20 % of it and the control\'s outside that band, decayed, vanished or exploded '
-              '(dynamic).', '']
+    lines += [f'- A complete takeover leaves no mature original cell. The bar: complete in at '
+              f'least {zoo.COMPLETE_SHARE:.0%} of the organisms (or as many as the published '
+              f'adversary); mean and median MSE each at most {zoo.MSE_FACTOR:g}x the '
+              f'published\'s; catastrophic organisms (MSE over {zoo.CATASTROPHIC_FACTOR:g}x the '
+              'published median) at most the published\'s plus 1 in 128; dynamic: alive cells '
+              'within 20 % of the published\'s and the control\'s outside that band (decayed, '
+              'vanished or exploded). The ratio\'s interval is a paired bootstrap over the '
+              f'organisms ({BOOTSTRAP_RESAMPLES} resamples).', '']
   fig_dir = root / FIGURES_DIR
   for kind, title in _SECTIONS:
     group = [r for r in records if r.kind == kind]
@@ -356,9 +515,24 @@ def write_report(results_dir=None):
       name = r.experiment.replace('/', '__') + '.png'
       render.save_png(img, fig_dir / name)
       commits = ', '.join(c[:12] for c in r.commits)
+      notes = root / r.experiment / NOTES_FILE
       lines += [f'### {r.experiment}', '', f'{r.config.get("description", "")}. Config '
-                f'`{r.config_name}`, trained at {commits} on {r.training.machine}.', '',
+                f'`{r.config_name}`, trained at {commits} on {r.training.machine}.' +
+                (f' What was tried: [{r.experiment}/{NOTES_FILE}]({r.experiment}/{NOTES_FILE}).'
+                 if notes.is_file() else ''), '',
                 f'![{r.experiment}]({FIGURES_DIR}/{name})', '']
+  paper = [r for r in records if r.kind in ('static', 'dynamic', 'testing')]
+  if paper:
+    save_figure(plot_distribution(paper), fig_dir, DISTRIBUTION_FIGURE)
+    lines += ['## Organism by organism', '',
+              'Each organism\'s MSE at the last age, ours beside the published adversary on the '
+              'same organisms: a tail shows at a glance ([SVG]'
+              f'({FIGURES_DIR}/{DISTRIBUTION_FIGURE}.svg)).', '',
+              f'![MSE per organism]({FIGURES_DIR}/{DISTRIBUTION_FIGURE}.png)', '',
+              '## Development seeds and test set', '',
+              'The development seeds judged every recipe while tuning; the test set judged '
+              'none. Where the two disagree, tuning flattered the entry.', '']
+    lines += _development(paper) + ['']
   return fileio.write_text(root / REPORT_FILE, '\n'.join(lines).rstrip() + '\n')
 
 

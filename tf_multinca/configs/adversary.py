@@ -2,6 +2,9 @@
 
 Every config starts from `base.TrainConfig`'s documented defaults; the comments here say why a
 field differs. `<name>_testing` variants are tiny (seconds) versions for tests.
+
+Recipes are compared on the development seeds (`eval_seed`, 32 organisms), never on the held-out
+test set (`zoo.TEST_SEED`), which judges an entry once it is written (WORKSPACE.md, Results).
 """
 
 from tf_multinca.configs import base

@@ -160,7 +160,8 @@ class TrainConfig:
   eval_seeds: int = 8  # Final evaluation: fresh seeds.
   eval_steps: int = 500  # Final evaluation: steps after injection (adversary) or from the seed
   # (nca).
-  eval_seed: int = 1234  # Final evaluation: seed of its generator (fixed, so runs compare).
+  eval_seed: int = 1234  # Final evaluation: seed of its generator, the development seeds that
+  # recipes are compared on. The held-out test set (zoo.TEST_SEED) is never read for tuning.
   eval_every: int = 0  # Validation every this many steps: the final evaluation's protocol on
   # other fresh seeds (seed eval_seed + 1, so the final evaluation stays unseen), logged as
   # valid/* in TensorBoard; 0 = none. Chaotic rollouts make the last step's weights a poor

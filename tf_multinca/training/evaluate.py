@@ -262,6 +262,20 @@ class RunEvaluator:
     m['name'] = c.compare_with
     return m
 
+  def test_set(self, adversary, target, kind):
+    """The bar's verdict on `adversary` (`assess`): ours and the published adversary
+    `config.compare_with` on `config.test_seeds` organisms of the held-out test set, measured
+    `eval_steps` after injection, against the untrimmed `target` as the results zoo measures.
+    None without a published adversary (or with test_seeds=0)."""
+    c = self.config
+    if not (self.is_adversary and c.compare_with and c.test_seeds):
+      return None
+    protocol = zoo.Protocol(seeds=c.test_seeds, seed=zoo.TEST_SEED, inject_at=c.inject_min,
+                            ages=(c.eval_steps,), grid=self.grid)
+    published = (c.compare_with, hub.load(c.compare_with, self.convention.name))
+    return assess(kind, protocol, self.original, adversary, c.injection, target, c.fire_rate,
+                  published=published, control=kind == 'dynamic')[0]
+
   def score(self, m):
     """The objective at the evaluation's last step, from evaluation metrics `m`: the MSE to
     the target (nca), `l1 MSE + l2 N_old` with N_old counted in mature original cells

@@ -39,6 +39,7 @@ from tf_multinca import saved_model
 from tf_multinca import targets
 from tf_multinca import text
 from tf_multinca import weights_file
+from tf_multinca.configs import adversary as adversary_configs
 from tf_multinca.configs import base as config_lib
 from tf_multinca.pretrained import formats
 from tf_multinca.training import distribute
@@ -541,6 +542,10 @@ class Trainer:
       tf.summary.image('eval/strip', strip[None].astype(np.float32), step=step)
     summaries.write_evaluation(writer, 'eval', m, step)
     reference = self.compare()
+    test_set = self.evaluator.test_set(
+        self.trainee, targets.build_target(c.target, self.convention, self.grid,
+                                           original=self.original, fire_rate=c.fire_rate),
+        adversary_configs.bar_kind(c.name)) if self.is_adversary else None
     paths = self.export(best['step'] if best and best['used'] else step)
     # Whether the exported weights meet the stop criterion: the run stopped on it, or their
     # validation meets it at the last step, where nothing was left to stop (the fig. 15 table
@@ -554,7 +559,9 @@ class Trainer:
            'wall_s_this_session': wall_s, 'steps_this_session': steps_this_session,
            'wall_s_total': float(self.wall_s.numpy()),
            's_per_step': wall_s / max(steps_this_session, 1), 'eval': m,
-           'reference': reference, 'export': paths, 'eval_wall_s': time.time() - t}
+           'reference': reference,
+           'test_set': evaluate.summary(test_set) if test_set is not None else None,
+           'export': paths, 'eval_wall_s': time.time() - t}
     if c.register:
       doc['registered'] = self.register(c.register, paths['weights_h5'])
     io.write_json(self.workdir / 'metrics.json', doc)
@@ -567,6 +574,8 @@ class Trainer:
       self.log('published ' + c.compare_with + ': ' + ', '.join(
           f'{k} {v:.4f}' for k, v in reference.items()
           if isinstance(v, float) and not k.endswith('_std')))
+    if test_set is not None:
+      self.log(evaluate.verdict_line(test_set))
     return doc
 
   def register(self, name, weights):
