@@ -252,6 +252,8 @@ def test_perturbation_sweep_writes_table_and_plot(tmp_path, mirror, monkeypatch)
   assert 'perturbation_copy_l3_testing' in text and '50%' in text
   assert pathlib.Path(out['csv']).read_text().startswith('regime,rate,')
   assert Image.open(out['png']).size[0] > 300
+  svg = pathlib.Path(out['png']).with_suffix('.svg').read_text()
+  assert 'perturbation_copy_l3_testing (ours)' in svg and 'cosine similarity' in svg
   copy_row = out['rows'][0]
   assert copy_row['cosine_similarity'] > 0.9  # started as the original, penalised by l3
   # Two processes at once (tools.train_adversary each, logging in its run directory): the same

@@ -327,7 +327,14 @@ def test_report_writes_the_perturbation_table_and_figure(tmp_path):
       ('perturbation_copy_l3', 0.8), ('perturbation_copy_l3', 0.05), ('perturbation_random', 0.8)]
   assert float(rows[1]['weight_distance']) == 0.12 and rows[0]['complete'] == '32'
   from PIL import Image
-  assert Image.open(tmp_path / 'figures' / 'perturbation.png').size[0] == 640
+  assert Image.open(tmp_path / 'figures' / 'perturbation.png').size[0] > 600
+  # A vector copy, with labelled axes and a legend naming ours and the paper's per regime.
+  svg = (tmp_path / 'figures' / 'perturbation.svg').read_text()
+  for label in ('adversaries injected (spray)', 'cosine similarity',
+                'perturbation_copy_l3 (ours)', 'perturbation_copy_l3 (paper)',
+                'perturbation_random (ours)'):
+    assert label in svg, label
+  assert '![fig. 15](figures/perturbation.png)' in text
   # A cell's record names its config with the spray-rate override: it is current.
   r = zoo.read_record(tmp_path / 'perturbation' / 'perturbation_random' / 'spray_80pct')
   assert not reproduce.config_diff(r.config, configs.get_config(r.config_name, r.overrides))

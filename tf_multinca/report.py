@@ -19,7 +19,6 @@ matplotlib.use('Agg')  # headless: the report is written offline, without a disp
 from matplotlib import pyplot as plt  # pylint: disable=wrong-import-position
 import numpy as np
 from PIL import Image
-from PIL import ImageDraw
 
 from tf_multinca import fileio
 from tf_multinca import injection
@@ -46,7 +45,6 @@ PAPER_FIG15 = {
     'perturbation_random': {0.8: (.21, .002, .004), 0.5: (.22, .014, .003),
                             0.25: (.23, .008, .003), 0.05: (.30, .009, .014)},
 }
-_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
 _SECTIONS = (
     ('static', 'Static experiments (fig. 12): change the colour or the shape'),
     ('dynamic', 'Dynamic experiments (fig. 14): a growing organism kept alive'),
@@ -309,7 +307,7 @@ def _perturbation_settings(records):
 # measured. Reported, not hidden: REPORT.md prints the reason beside the verdict, and the
 # committed-table test requires the contradicted claims to be exactly these, so a new
 # contradiction, or a retrained cell that removes one, fails it until this entry is updated.
-NOT_REPRODUCED = {}  # none: every claim holds on the committed cells (session 22)
+NOT_REPRODUCED = {}  # none: every claim holds on the committed cells (since 2026-12-05)
 
 
 def claim_line(claim):
@@ -340,13 +338,13 @@ def _perturbation_table(records, root):
                  f"{'yes' if x['reached_loss_criterion'] else 'no (step cap)'} | {loss} | "
                  f"{x['weight_distance']:.3f}{paper(0)} | {x['cosine_similarity']:.3f}{paper(1)}"
                  f" | {x['complete']}/{x['seeds']} | {text.hms(x['wall_s'])} |")
-  png = plot_perturbation(rows, PAPER_FIG15)
-  fileio.write_file(root / FIGURES_DIR / 'perturbation.png',
-                    lambda p: png.save(p, format='PNG'), suffix='.png')
+  save_figure(plot_perturbation(rows, PAPER_FIG15), root / FIGURES_DIR, 'perturbation')
   claims = ['', 'The paper\'s claims on this table:', '']
   claims += [claim_line(c) for c in perturbation_claims(rows)]
   return lines + claims + _perturbation_settings(records) + [
-      '', f'Table: `{PERTURBATION_TABLE}`.', '', f'![fig. 15]({FIGURES_DIR}/perturbation.png)', '']
+      '', f'Table: `{PERTURBATION_TABLE}`; what was tried: [perturbation/{NOTES_FILE}]'
+      f'(perturbation/{NOTES_FILE}).', '', f'![fig. 15]({FIGURES_DIR}/perturbation.png)',
+      f'([SVG]({FIGURES_DIR}/perturbation.svg))', '']
 
 
 def _bound(check, limit):
@@ -536,63 +534,41 @@ def write_report(results_dir=None):
   return fileio.write_text(root / REPORT_FILE, '\n'.join(lines).rstrip() + '\n')
 
 
-def plot_perturbation(rows, reference=None, panel=(320, 240)):
-  """Fig. 15 as a Pillow image: |dw| and cosine similarity against the spray rate, one solid
-  line per regime (rates on a categorical axis, largest first as in the paper).
+def plot_perturbation(rows, reference=None):
+  """Fig. 15 as a matplotlib figure: |dw| and cosine similarity against the injected share,
+  one solid line per regime (shares on a categorical axis, largest first as in the paper).
 
   Args:
     rows: dicts with 'regime', 'rate', 'weight_distance', 'cosine_similarity'.
-    reference: {regime: {rate: (|dw|, cosine, loss)}}: drawn as dashed lines with hollow
-      points in the regime's colour (the paper's values), or None.
+    reference: {regime: {rate: (|dw|, cosine, loss)}}: drawn dashed with hollow markers in the
+      regime's colour (the paper's values), or None.
+
+  Returns:
+    The `matplotlib.figure.Figure` (`save_figure` writes it).
   """
-  rates = sorted({r['rate'] for r in rows}, reverse=True)
+  rates = sorted({float(r['rate']) for r in rows}, reverse=True)
   regimes = list(dict.fromkeys(r['regime'] for r in rows))
-  pw, ph = panel
-  margin_l, margin_b, margin_t, legend_h = 56, 36, 24, 16 * len(regimes) + 8
-  img = Image.new('RGB', (2 * pw, ph + legend_h), 'white')
-  draw = ImageDraw.Draw(img)
-  for p, (key, title) in enumerate((('weight_distance', '|dw| (RMS)'),
-                                    ('cosine_similarity', 'cosine similarity'))):
-    x0, y0 = p * pw + margin_l, margin_t
-    x1, y1 = (p + 1) * pw - 12, ph - margin_b
-    ref_rows = [{'regime': g, 'rate': p, 'weight_distance': v[0], 'cosine_similarity': v[1]}
-                for g, by_rate in (reference or {}).items() if g in regimes
-                for p, v in by_rate.items() if p in rates]
-    values = np.array([r[key] for r in rows + ref_rows], np.float64)
-    lo, hi = float(values.min()), float(values.max())
-    if hi - lo < 1e-9:
-      lo, hi = lo - 0.5 * abs(lo or 1) * 0.1, hi + 0.5 * abs(hi or 1) * 0.1
-    draw.rectangle([x0, y0, x1, y1], outline='black')
-    draw.text((x0, 4), title, fill='black')
-    for frac in (0.0, 0.5, 1.0):
-      y = y1 - frac * (y1 - y0)
-      draw.text((p * pw + 2, y - 6), f'{lo + frac * (hi - lo):.3g}', fill='black')
-    xs = {rate: x0 + (i + 0.5) * (x1 - x0) / len(rates) for i, rate in enumerate(rates)}
-    for rate, x in xs.items():
-      draw.text((x - 10, y1 + 4), f'{rate * 100:g}%', fill='black')
-    draw.text(((x0 + x1) // 2 - 40, y1 + 18), 'adversaries injected', fill='black')
+  fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+  xs = {rate: i for i, rate in enumerate(rates)}
+  for ax, (key, index, label) in zip(axes, (('weight_distance', 0, '|dw| (RMS of w_adv - w_orig)'),
+                                            ('cosine_similarity', 1, 'cosine similarity'))):
     for j, regime in enumerate(regimes):
-      pts = [(xs[r['rate']], y1 - (r[key] - lo) / (hi - lo) * (y1 - y0))
-             for r in sorted((r for r in rows if r['regime'] == regime),
-                             key=lambda r: -r['rate'])]
-      colour = _COLOURS[j % len(_COLOURS)]
-      if len(pts) > 1:
-        draw.line(pts, fill=colour, width=2)
-      for x, y in pts:
-        draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-      ref = [(xs[r['rate']], y1 - (r[key] - lo) / (hi - lo) * (y1 - y0))
-             for r in sorted((r for r in ref_rows if r['regime'] == regime),
-                             key=lambda r: -r['rate'])]
-      for (xa, ya), (xb, yb) in zip(ref, ref[1:]):
-        for f in np.arange(0.0, 1.0, 0.2):  # dashes
-          draw.line([(xa + (xb - xa) * f, ya + (yb - ya) * f),
-                     (xa + (xb - xa) * (f + 0.1), ya + (yb - ya) * (f + 0.1))], fill=colour,
-                    width=1)
-      for x, y in ref:
-        draw.ellipse([x - 3, y - 3, x + 3, y + 3], outline=colour)
-  for j, regime in enumerate(regimes):
-    y = ph + 4 + 16 * j
-    draw.rectangle([margin_l, y + 3, margin_l + 14, y + 11], fill=_COLOURS[j % len(_COLOURS)])
-    draw.text((margin_l + 20, y), regime + ('  (solid: ours, dashed: the paper)' if reference
-                                            and j == 0 else ''), fill='black')
-  return img
+      colour = f'C{j}'
+      mine = sorted((r for r in rows if r['regime'] == regime), key=lambda r: -float(r['rate']))
+      ax.plot([xs[float(r['rate'])] for r in mine], [float(r[key]) for r in mine], '-o',
+              color=colour, label=f'{regime} (ours)', ms=4)
+      ref = sorted((rate, v[index]) for rate, v in ((reference or {}).get(regime) or {}).items()
+                   if rate in xs)[::-1]
+      if ref:
+        ax.plot([xs[rate] for rate, _ in ref], [v for _, v in ref], '--o', color=colour,
+                mfc='none', ms=4, label=f'{regime} (paper)')
+    ax.set_xticks(range(len(rates)), [f'{rate * 100:g} %' for rate in rates])
+    ax.set_xlabel('adversaries injected (spray)')
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+  handles, labels = axes[0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc='lower center', ncol=2, fontsize=8, frameon=False)
+  fig.suptitle('Adversaries close to the original (fig. 15): solid ours, dashed the paper',
+               fontsize=10)
+  fig.tight_layout(rect=(0, 0.05 + 0.045 * ((len(labels) + 1) // 2), 1, 1))
+  return fig

@@ -76,7 +76,8 @@ def _row(regime, rate, doc):
 
 
 def write_outputs(workdir, rows):
-  """Writes sweep.csv, sweep.md, sweep.json and sweep.png; returns their paths and the rows."""
+  """Writes sweep.csv, sweep.md, sweep.json and sweep.png (and .svg); returns their paths and
+  the rows."""
   workdir = pathlib.Path(workdir)
   buf = py_io.StringIO()
   w = csv.DictWriter(buf, COLUMNS)
@@ -91,7 +92,5 @@ def write_outputs(workdir, rows):
                  f"{r['original_fraction']:.3f} | {r['mse']:.4f} |")
   md_path = io.write_text(workdir / 'sweep.md', '\n'.join(lines) + '\n')
   io.write_text(workdir / 'sweep.json', json.dumps(rows, indent=1))
-  png = report.plot_perturbation(rows)
-  png_path = io.write_file(workdir / 'sweep.png', lambda p: png.save(p, format='PNG'),
-                           suffix='.png')
+  png_path, _ = report.save_figure(report.plot_perturbation(rows), workdir, 'sweep')
   return {'rows': rows, 'csv': str(csv_path), 'markdown': str(md_path), 'png': str(png_path)}
