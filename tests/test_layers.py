@@ -20,10 +20,10 @@ LAYERS = (
               'fast', 'model', 'multi', 'injection', 'metrics', 'rollout'}),
     # The readers of the published files are I/O; `pretrained` itself (load by manifest name)
     # is part of the hub.
-    ('io', {'fileio', 'render', 'targets', 'saved_model', 'tfjs', 'export', 'pretrained.fetch',
+    ('io', {'fileio', 'figures', 'render', 'targets', 'saved_model', 'tfjs', 'export', 'pretrained.fetch',
             'pretrained.manifest', 'pretrained.formats'}),
     ('hub', {'pretrained', 'weights_file', 'registry', 'zoo', 'hub'}),
-    ('experiments', {'takeover', 'report', 'grow_report'}),
+    ('experiments', {'takeover', 'report', 'grow_report', 'generalisation'}),
     ('training', {'training', 'configs'}),
     ('benchmarks', {'bench'}),  # it times the training step too
     ('binaries', {'apps', 'binary'}),

@@ -14,13 +14,11 @@ import dataclasses
 import io
 import pathlib
 
-import matplotlib
-matplotlib.use('Agg')  # headless: the report is written offline, without a display
-from matplotlib import pyplot as plt  # pylint: disable=wrong-import-position
 import numpy as np
 from PIL import Image
 
 from tf_multinca import fileio
+from tf_multinca import figures
 from tf_multinca import injection
 from tf_multinca import render
 from tf_multinca import text
@@ -338,7 +336,7 @@ def _perturbation_table(records, root):
                  f"{'yes' if x['reached_loss_criterion'] else 'no (step cap)'} | {loss} | "
                  f"{x['weight_distance']:.3f}{paper(0)} | {x['cosine_similarity']:.3f}{paper(1)}"
                  f" | {x['complete']}/{x['seeds']} | {text.hms(x['wall_s'])} |")
-  save_figure(plot_perturbation(rows, PAPER_FIG15), root / FIGURES_DIR, 'perturbation')
+  figures.save(plot_perturbation(rows, PAPER_FIG15), root / FIGURES_DIR, 'perturbation')
   claims = ['', 'The paper\'s claims on this table:', '']
   claims += [claim_line(c) for c in perturbation_claims(rows)]
   return lines + claims + _perturbation_settings(records) + [
@@ -413,7 +411,7 @@ def plot_distribution(records):
   """The per-organism MSE at the last age, ours beside the published adversary, one panel per
   experiment (box plots with every organism drawn over them, log scale): a matplotlib figure."""
   records = [r for r in records if r.headline.ours.at(r.headline.protocol.ages[-1]).mse]
-  fig, axes = plt.subplots(1, max(len(records), 1), figsize=(2.2 * max(len(records), 1) + 1, 3.6),
+  fig, axes = figures.plt.subplots(1, max(len(records), 1), figsize=(2.2 * max(len(records), 1) + 1, 3.6),
                            squeeze=False)
   rng = np.random.default_rng(BOOTSTRAP_SEED)
   for ax, r in zip(axes[0], records):
@@ -443,23 +441,6 @@ def plot_distribution(records):
                'set where evaluated)', fontsize=10)
   fig.tight_layout(rect=(0, 0.08, 1, 1))
   return fig
-
-
-def save_figure(fig, directory, stem):
-  """Writes `fig` as `<stem>.png` and `<stem>.svg` under `directory` (atomic); closes it."""
-  paths = []
-  with plt.rc_context({'svg.hashsalt': 'tf_multinca'}):  # stable element ids in the SVG
-    for fmt in ('png', 'svg'):
-      paths.append(fileio.write_file(pathlib.Path(directory) / f'{stem}.{fmt}',
-                                     lambda p, fmt=fmt: fig.savefig(p, format=fmt, dpi=120,
-                                                                    metadata=_METADATA[fmt]),
-                                     suffix=f'.{fmt}'))
-  plt.close(fig)
-  return paths
-
-
-# No dates in the files: a report rebuilt from the same entries is the same bytes.
-_METADATA = {'png': {'Software': None}, 'svg': {'Date': None, 'Creator': None}}
 
 
 def write_report(results_dir=None):
@@ -521,7 +502,7 @@ def write_report(results_dir=None):
                 f'![{r.experiment}]({FIGURES_DIR}/{name})', '']
   paper = [r for r in records if r.kind in ('static', 'dynamic', 'testing')]
   if paper:
-    save_figure(plot_distribution(paper), fig_dir, DISTRIBUTION_FIGURE)
+    figures.save(plot_distribution(paper), fig_dir, DISTRIBUTION_FIGURE)
     lines += ['## Organism by organism', '',
               'Each organism\'s MSE at the last age, ours beside the published adversary on the '
               'same organisms: a tail shows at a glance ([SVG]'
@@ -548,7 +529,7 @@ def plot_perturbation(rows, reference=None):
   """
   rates = sorted({float(r['rate']) for r in rows}, reverse=True)
   regimes = list(dict.fromkeys(r['regime'] for r in rows))
-  fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+  fig, axes = figures.plt.subplots(1, 2, figsize=(9, 3.8))
   xs = {rate: i for i, rate in enumerate(rates)}
   for ax, (key, index, label) in zip(axes, (('weight_distance', 0, '|dw| (RMS of w_adv - w_orig)'),
                                             ('cosine_similarity', 1, 'cosine similarity'))):

@@ -19,7 +19,6 @@ import re
 import sys
 import time
 
-import numpy as np
 
 from tf_multinca import configs
 from tf_multinca import errors

@@ -13,6 +13,7 @@ import sys
 from tf_multinca import configs
 from tf_multinca.configs import adversary as adversary_configs
 from tf_multinca import fileio as io
+from tf_multinca import figures
 from tf_multinca import report
 from tf_multinca.training import fanout
 from tf_multinca.training import loop
@@ -92,5 +93,5 @@ def write_outputs(workdir, rows):
                  f"{r['original_fraction']:.3f} | {r['mse']:.4f} |")
   md_path = io.write_text(workdir / 'sweep.md', '\n'.join(lines) + '\n')
   io.write_text(workdir / 'sweep.json', json.dumps(rows, indent=1))
-  png_path, _ = report.save_figure(report.plot_perturbation(rows), workdir, 'sweep')
+  png_path, _ = figures.save(report.plot_perturbation(rows), workdir, 'sweep')
   return {'rows': rows, 'csv': str(csv_path), 'markdown': str(md_path), 'png': str(png_path)}
