@@ -142,11 +142,8 @@ def gather_rows(params, rows):
   """`tf.gather(params, rows)`, with the gradient summed by a sparse matrix product.
 
   TF's gradient of a gather is a segment sum of the gathered rows' gradients into zeros
-  (`UnsortedSegmentSum`): 60-90 ns per 17-float row on one CPU thread, the largest non-matmul
-  cost of the training step (15 % of the `Trainer` step, profiled). The same sum as the
-  product `S^T g` (`_selection`) adds in the same order (bit for bit, a test checks) in a
-  third of the time (24,000 neighbourhood rows of a batch-6 state, one thread: 1.6-2.2 ms as
-  a segment sum and an add, 0.4-0.6 ms as the product, building `S` included).
+  (`UnsortedSegmentSum`); the product `S^T g` (`_selection`) adds in the same order (bit for
+  bit, a test checks) in a third of the CPU time (docs/PERFORMANCE.md).
 
   Args:
     params: `[M, C]`.
@@ -167,9 +164,8 @@ def gather_rows(params, rows):
 def scatter_add(flat, rows, d):
   """`tf.tensor_scatter_nd_add(flat, rows[:, None], d)` (repeated rows add up) as `flat + S^T d`.
 
-  TF's CPU TensorScatterAdd costs ~150 ns per row here (two rules' 3,000 rows of a batch-6
-  state, one thread: 0.49-0.59 ms against 0.33-0.36 as a sparse product and one add). Equal
-  up to rounding where rows repeat (`flat + (d1 + d2)` rather than `(flat + d1) + d2`).
+  Faster than TF's CPU TensorScatterAdd (docs/PERFORMANCE.md). Equal up to rounding where rows
+  repeat (`flat + (d1 + d2)` rather than `(flat + d1) + d2`).
   The gradient: `g` for `flat`, `g`'s rows for `d`.
 
   Args:
@@ -218,9 +214,8 @@ def neighbourhoods(state, idx, padding):
   h, w, c = state.shape[1], state.shape[2], state.shape[-1]
   if h is not None and w is not None:
     # A static grid: one gather from the constant neighbour table, a few ops per step.
-    # int32 rows where the whole state's rows fit (a static batch): TF's CPU gather runs
-    # faster on int32 indices (3,000 neighbourhoods of a batch-8 state, one thread, gather and
-    # its gradient as a segment sum: 1.0 ms instead of 1.5).
+    # int32 rows where the whole state's rows fit (a static batch): TF's CPU gather and its
+    # gradient run faster on int32 indices (docs/PERFORMANCE.md).
     small = state.shape[0] is not None and state.shape[0] * h * w + 1 < 2 ** 31
     index_dtype = tf.int32 if small else tf.int64
     table = tf.constant(neighbour_table(h, w, padding), index_dtype)
@@ -230,11 +225,9 @@ def neighbourhoods(state, idx, padding):
     taps = tf.gather(table, r)
     rows = taps + (b * (h * w))[:, None]
     if padding != 'circular':
-      # Outside taps (table entry h * w) read one zero row after the whole batch's rows. A
-      # zero row per sample (a concatenation along each sample's rows) cost a strided copy of
-      # the state forward and another in its gradient (24 % of nca_growing's train step,
-      # profiled on one thread); this one is a plain copy, and its gradient a leading slice,
-      # which TF does not copy (paired, the train step 1.02-1.04x: within this host's noise).
+      # Outside taps (table entry h * w) read one zero row after the whole batch's rows: a
+      # plain copy, and a leading slice in the gradient, where a zero row per sample cost a
+      # strided copy both ways (docs/PERFORMANCE.md).
       rows = tf.where(taps == h * w, tf.cast(tf.shape(flat)[0], index_dtype), rows)
       flat = tf.concat([flat, tf.zeros([1, c], flat.dtype)], 0)
     return tf.reshape(gather_rows(flat, tf.reshape(rows, [-1])), [-1, 9, c])
@@ -351,8 +344,7 @@ def sparse_multi_update(state, coef, rules, step_size, angle=0.0, padding='zeros
   for i, p in enumerate(prepared):
     # Each rule gathers its rows' neighbourhoods and runs one MLP whose first layer includes
     # the perception. A gather per rule rather than one of every rule's rows split afterwards:
-    # the split copies them all again (two rules' 1,800 rows each, one thread: 0.54 ms against
-    # 0.67).
+    # the split copies them all again (docs/PERFORMANCE.md).
     nb = tf.reshape(neighbourhoods(state, rows[i][:, 0], padding), [-1, 9 * channels])
     h = _hidden(nb, p.w1, p.b1, p.precision)
     # Same order of products as the readable step: (rule * step) * fire * weight.
@@ -361,8 +353,7 @@ def sparse_multi_update(state, coef, rules, step_size, angle=0.0, padding='zeros
   flat = tf.reshape(state, [-1, channels])
   # Rows of different rules may coincide (a cell two rules grow into): the updates add up. One
   # scatter-add of every rule's rows: `add_rows` rule by rule (the same sums) measured no
-  # faster here (CPU per step, one thread: 2-rule 0.97x / 1.03x at batch 6 / 64, 3-rule 1.03x,
-  # lizard_red's train step 0.98x): each rule's pass copies the whole state.
+  # faster, each rule's pass copying the whole state (docs/PERFORMANCE.md).
   return scatter_add(flat, tf.concat(rows, 0)[:, 0], tf.concat(deltas, 0))
 
 
@@ -386,13 +377,11 @@ def add_rows(flat, rows, d):
   """`flat` with `d` added to its rows `rows`: `tf.tensor_scatter_nd_add(flat, rows[:, None],
   d)` for unique `rows`, bit for bit, in a fraction of the time.
 
-  TF's CPU TensorScatterAdd costs 55-75 ns per updated row on top of copying `flat` (measured
-  in a loop on one thread: 194 / 872 us for 20 % of a 13,824- / 41,472-row state, against
-  90 / 251 us here): profiled, 24 % of nca_growing's train step and 35 % of the single step
-  at batch 6, more than any matmul. Here the updated rows are gathered, added to (the same
-  one float addition per element) and stitched over a copy of `flat` (`dynamic_stitch`: the
-  later of two data for one index wins, which is the updated row). The gradient is the
-  scatter-add's: `g` for `flat`, `g`'s rows for `d`.
+  TF's CPU TensorScatterAdd was the single step's costliest op, more than any matmul
+  (docs/PERFORMANCE.md). Here the updated rows are gathered, added to (the same one float
+  addition per element) and stitched over a copy of `flat` (`dynamic_stitch`: the later of two
+  data for one index wins, which is the updated row). The gradient is the scatter-add's: `g`
+  for `flat`, `g`'s rows for `d`.
 
   Args:
     flat: `[M, C]`.

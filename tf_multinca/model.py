@@ -136,8 +136,8 @@ def _times(g, life):
 
 
 # Compiled copies for the sparse step: elementwise work and 3x3 max-pools on one channel, where
-# XLA fuses what TF runs as a dozen small kernels (nca_growing's train step: max-pools alone
-# were 11 % of its CPU time). Traced and compiled once per input shape.
+# XLA fuses what TF runs as a dozen small kernels (docs/PERFORMANCE.md). Traced and compiled
+# once per input shape.
 _sparse_masks_xla = tf.function(sparse_masks, jit_compile=True)
 _life_masked_xla = tf.function(life_masked, jit_compile=True)
 _times_xla = tf.function(_times, jit_compile=True)
@@ -148,9 +148,7 @@ def masked_by_life(x, pre_life, padding):
 
   The mask is piecewise constant in the state: the gradient is `g * life`. Both multiplies
   run compiled: TF's multiply by a `[B, H, W, 1]` mask broadcast over the channels was the
-  largest non-matmul op of nca_growing's train step (17 % of it profiled on one thread, 1.7 ms
-  per step on a batch-8 72x72 state; compiled with the mask it multiplies by, 2x faster in
-  isolation). Paired in one process, the train step 1.18x on one thread, 1.07x on two.
+  largest non-matmul op of nca_growing's train step (docs/PERFORMANCE.md).
 
   Args:
     x: `[B, H, W, C]` the updated state.

@@ -142,9 +142,7 @@ class Prologue:
   The masks and the coefficients are piecewise constant in the state, so the gradient of the
   masked state `x * keep` is `g * keep` and the coefficients have none. Written out, the
   backward pass is one multiply by the saved `[B, H, W, k]` masks; differentiated by TF, it
-  rebuilt the masking and its zero gradients (the Trainer step, batch 6, 80 steps, profiled on
-  one thread: 18 % of its time in the prologue's backward, 1 % in its forward; written out,
-  paired in one process on 2 threads: 714 -> 568 ms median).
+  rebuilt the masking and its zero gradients, 18 % of a train step's time (docs/PERFORMANCE.md).
 
   Args:
     compiled: compile the forward and the backward with XLA (about 2x faster on CPU for

@@ -31,8 +31,7 @@ RESUMABLE_CHANGES = frozenset({
     'test_seeds',
     'eval_every', 'keep_best',
     'debug_nan_step',  # a removed test hook: older config.json files still have it
-    # A lower learning rate is how a diverged run is resumed (the schedule's values only; the
-    # boundaries stay, so the steps already taken keep their meaning).
+    # A lower lr resumes a diverged run (the schedule's values only: the boundaries keep steps).
     'lr', 'lr_values'})
 
 
@@ -51,37 +50,25 @@ class TrainConfig:
   # registered name (registry) or a weight file.
   target: str = 'paper/images/lizard_red'  # Target image: manifest image name, PNG path, emoji,
   # or 'self:N' (adversary: the original's own mean RGBA after N steps, for unpublished targets).
-  target_alpha_cut: float = 0.0  # Training only: the target's cells with alpha below this are
-  # emptied (RGB and alpha 0) for the loss and the validations; the final evaluation of
-  # `tools.reproduce` still measures against `target` whole. For 'self:N' targets: a grown
-  # organism carries a faint halo (alpha 0.1-0.3) that its image target did not. 0 = off.
+  target_alpha_cut: float = 0.0  # Training only: target cells of alpha below this are emptied
+  # for loss and validations, not the final evaluation (a grown 'self:N' has a faint halo). 0 = off.
   convention: str = 'paper'  # 'paper' (48x48 torus, straight colours) or 'distill' (72x72).
   grid_size: int = 0  # Grid side in cells; 0 = the convention's (48 paper, 72 distill).
   fire_rate: float = 0.5  # Probability that a cell updates in a step (both rules).
-  precision: str = 'float32'  # 'float32' (exact) or 'mixed_bfloat16': the rule matmuls of the
-  # step run in bfloat16; the state, masks, losses, weights and optimizer stay float32.
-  # Measured on this 2-core CPU (lizard_red, batch 8, 32-step rollouts, two other trainings
-  # running): 0.73 s per train step in float32, 0.95 in mixed_bfloat16 (the casts cost more
-  # than the [N, 153] x [153, 128] matmuls gain), so no config uses it. Again in session 6,
-  # in CPU time of one thread (after the rollout's losses and matrices were made cheaper):
-  # median 0.374 / 0.382 s per step in float32, 0.603 / 0.630 in mixed_bfloat16.
+  precision: str = 'float32'  # 'float32' (exact) or 'mixed_bfloat16' (the step's rule matmuls;
+  # the rest float32): 0.95 s a step against float32's 0.73 on this 2-core CPU; no config uses it.
 
   # --- Adversary: initialisation and injection.
-  adversary_init: str = 'copy'  # 'random' (Glorot first layer, zero last layer), 'copy' (a
-  # copy of the original's weights: the perturbation regimes of fig. 15), or 'from:NAME' (not
-  # in the paper: a warm start from another trained adversary, any `hub.load` name such as
-  # 'from:results/lizard_red'; a curriculum from one injection to another).
+  adversary_init: str = 'copy'  # 'random' (Glorot first layer, zero last), 'copy' (the original's
+  # weights: fig. 15) or 'from:NAME' (not in the paper: a `hub.load` name, e.g. results/lizard_red).
   injection: str = 'square:2'  # How adversary cells are injected: square:S, spray:P, spray:P%.
   inject_min: int = 60  # Fresh samples are grown with the original for a number of steps drawn
   inject_max: int = 60  # uniformly in [inject_min, inject_max], then injected (paper: 60).
-  pretrain_steps: int = 0  # Not in the paper: the first N train steps hand every cell of the
-  # grown organism to the adversary (no takeover to learn, N_old = 0), so it first learns to
-  # draw the target from the original's states; then the pool is refilled with `injection`
-  # and the takeover is trained. 0 = none.
+  pretrain_steps: int = 0  # Not in the paper: the first N steps hand every grown cell to the
+  # adversary (it learns to draw first); then the pool is refilled with `injection`. 0 = none.
 
-  # --- Loss: sum_n l1(n) L_target(n) + l2(n) N_old(n) + l3 d(w_adv, w_orig); n = age since
-  # injection. Each weight is a scale times a shape over n, normalised over the rollout so that
-  # the sum is a weighted average over the steps where the shape is non-zero.
+  # --- Loss: sum_n l1(n) L_target(n) + l2(n) N_old(n) + l3 d(w_adv, w_orig), n the age; each
+  # weight a scale times a shape over n, normalised to an average over the steps it is non-zero.
   l1: float = 1.0  # Scale of the target loss (mean squared error of [RGB, sum A] to the target).
   l1_schedule: str = 'window'  # 'window' (1 on [start, end]), 'sigmoid' or 'exponential'.
   l1_start: int = 64  # First age (steps since injection) with weight (sigmoid: its midpoint).
@@ -95,9 +82,8 @@ class TrainConfig:
   l_outside: float = 0.0  # Not in the paper: scale of the summed alpha of all rules outside
   # the target's shape (target alpha == 0), on l2's schedule. Penalises overgrowth (0 = off).
   l3: float = 0.0  # Scale of d(w_adv, w_orig), fig. 15's perturbation term.
-  l3_distance: str = 'rms'  # d: 'rms', sqrt(mean((w_adv - w_orig)^2)) (SPEC section 3), or
-  # 'norm', the L2 norm sqrt(sum(...)) that the paper's text names (|dw|_2), sqrt(8336) ~ 91x
-  # the RMS. The reported |dw| is the RMS either way (fig. 15's values are RMS-sized).
+  l3_distance: str = 'rms'  # d: 'rms' sqrt(mean((w_adv - w_orig)^2)) (SPEC section 3) or 'norm',
+  # the paper's |dw|_2 (~91x the RMS). The reported |dw| is the RMS either way (fig. 15's size).
 
   # --- Rollouts and the sample pool.
   batch_size: int = 8  # Samples per train step.
@@ -106,8 +92,7 @@ class TrainConfig:
   pool_size: int = 64  # Samples kept on the device between steps; 0 = no pool (fresh batches).
   replace_worst: int = 1  # Samples of each batch replaced by fresh ones (the highest loss first).
   replace_policy: str = 'worst'  # 'worst': replace_worst samples every step (Distill's pool);
-  # 'expired' (adversary): only those of them past max_age, so every sample lives its whole
-  # age range and the long-run behaviour after injection is trained as much as the takeover.
+  # 'expired' (adversary): only those past max_age, so the long run is trained as the takeover.
   max_age: int = 600  # adversary: samples older than this (since injection) are replaced first.
   damage_n: int = 0  # Samples of each batch (the lowest loss) that get a circular damage.
   outlier_factor: float = 5.0  # Samples whose loss exceeds this times the batch mean are left
@@ -123,32 +108,14 @@ class TrainConfig:
   lr_decay_rate: float = 0.5  # step_decay: the factor.
   lr_decay_steps: int = 1000  # step_decay: the period in steps.
   grad_norm: bool = True  # Normalise each variable's gradient to unit L2 norm (Distill).
-  weight_average: float = 0.0  # Not in the paper: the per-step decay of an exponential moving
-  # average of the trained rule's weights (Polyak averaging), 0 = off. With it, from step
-  # weight_average_from on, the validations judge the average instead of the last step's
-  # weights, and the final evaluation and the export take the best validated average
-  # (keep_best) or the last one. Why: an adversary's age-500 MSE swings between neighbouring
-  # steps (lizard_no_tail, 32 seeds: 0.016 / 0.013 at steps 2750 / 3000), while the mean of
-  # those steps' weights is far better and steadier: 0.0049 for the EMA of 0.998 from step 1000
-  # to 3000, 0.0048 for the plain mean of 2500..3000 (session 15, seeds unused elsewhere).
-  # Not a sure gain on the final seeds: lizard_no_tail trained with it (0.998 from 1000)
-  # validated at 0.0036 against the raw weights' 0.0045, but its final evaluation gave 0.0052
-  # (worst seed 0.033) against the raw run's 0.0049 (worst 0.014). Used by lizard_red_spray
-  # (mean MSE 0.0100 -> 0.0074), firework_grow_to_persist (0.0371 -> 0.0278) and
-  # lizard_grow_to_persist (MSE 0.0132 -> 0.0134, alive 722 -> 691, now inside the band).
+  weight_average: float = 0.0  # Not in the paper: per-step decay of an EMA of the rule's weights
+  # (0 = off); from weight_average_from the validations, evaluation and export take the average.
   weight_average_from: int = 0  # The step the average starts at (a copy of the weights then).
   steps: int = 2000  # Train steps of the whole run.
-  stop_loss: float = 0.0  # Stop early once a validation's score (the objective at the
-  # evaluation's last step, see keep_best) is below this; needs eval_every; 0 disables. Fig. 15
-  # trains until the loss is < 0.01. Read on the validation, not on the training loss: a pool
-  # batch mixes ages 0..max_age, and one younger than l1_start has a zero loss (a copied
-  # adversary's first log window has a mean loss of 0, and would stop the run at step 10).
-  stop_complete: float = 1.0  # An adversary run stops on stop_loss only when its validation's
-  # takeover is also complete (no original cell left) in at least this share of the seeds: the
-  # fig. 15 copy-init 80 % cell stopped at step 2000 on a score of 0.0095 with 3 of 32 seeds
-  # keeping 1-2 original cells (29/32 complete; the bar asks 31). The score's N_old term does
-  # not catch that: one cell adds l2 * 1 / seeds ~ 3e-5. With stop_loss set, the best
-  # validated weights (keep_best) are also the best of the complete validations, where any is.
+  stop_loss: float = 0.0  # Stop once a validation's score (keep_best; needs eval_every) is below
+  # this (fig. 15: 0.01); 0 disables. Not the training loss: ages below l1_start have a zero loss.
+  stop_complete: float = 1.0  # Adversary: stop_loss also needs no original cell left in this
+  # share of the seeds (the score barely sees one), and keep_best prefers such validations.
   seed: int = 0  # Seed of the run's tf.random.Generator (pool, injections, fire masks).
 
   # --- Checkpoints, logs and evaluation.
@@ -162,14 +129,10 @@ class TrainConfig:
   # (nca).
   eval_seed: int = 1234  # Final evaluation: seed of its generator, the development seeds that
   # recipes are compared on. The held-out test set (zoo.TEST_SEED) is never read for tuning.
-  eval_every: int = 0  # Validation every this many steps: the final evaluation's protocol on
-  # other fresh seeds (seed eval_seed + 1, so the final evaluation stays unseen), logged as
-  # valid/* in TensorBoard; 0 = none. Chaotic rollouts make the last step's weights a poor
-  # pick: see keep_best.
-  keep_best: bool = True  # With eval_every: the run keeps the weights with the lowest
-  # validation score (in its checkpoints) and exports and finally evaluates those. The score
-  # is the objective at the evaluation's last step: MSE (nca), l1 MSE + l2 N_old with N_old
-  # counted in original cells (adversary).
+  eval_every: int = 0  # Validation every this many steps (0 = none): the final evaluation's
+  # protocol on seeds eval_seed + 1 (the final ones stay unseen), logged as valid/*; see keep_best.
+  keep_best: bool = True  # With eval_every: export and evaluate the lowest-scoring validated
+  # weights; the score: the last step's MSE (nca), l1 MSE + l2 N_old in original cells (adversary).
   compare_with: str = ''  # A published adversary evaluated the same way at the end ('' none).
   test_seeds: int = 128  # With compare_with: the verdict at the end, ours and the published
   # on this many organisms of the held-out test set (zoo.TEST_SEED; 0: none). Read, never tuned on.
