@@ -17,7 +17,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / 'tf_multinca'
 # WORKSPACE.md's layers, lowest first: a module may import its own layer and those below.
 LAYERS = (
     ('core', {'layout', 'conventions', 'errors', 'limits', 'text', 'quiet', 'perception',
-              'fast', 'model', 'multi', 'injection', 'metrics', 'rollout'}),
+              'fast', 'model', 'multi', 'injection', 'damage', 'metrics', 'rollout'}),
     # The readers of the published files are I/O; `pretrained` itself (load by manifest name)
     # is part of the hub.
     ('io', {'fileio', 'figures', 'render', 'targets', 'saved_model', 'tfjs', 'export', 'pretrained.fetch',

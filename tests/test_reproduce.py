@@ -168,8 +168,11 @@ def test_the_zoo_holds_the_papers_experiments_only():
   assert committed(), 'results/ holds no experiment'
   cells = {c.entry for c in reproduce.cells(reproduce.PAPER + (reproduce.PERTURBATION,))}
   assert set(committed()) <= cells, committed()
-  # And every one of them: fig. 12's four, fig. 14's three and fig. 15's sixteen cells.
-  assert set(committed()) == cells, sorted(cells - set(committed()))
+  # And every one of them (fig. 12's four, fig. 14's three, fig. 15's sixteen cells, the
+  # repository's other adversaries) but those the report lists as not trained yet.
+  assert not set(committed()) & set(report.NOT_TRAINED), 'trained: drop it from NOT_TRAINED'
+  assert set(committed()) | set(report.NOT_TRAINED) == cells, sorted(
+      cells - set(committed()) - set(report.NOT_TRAINED))
 
 
 def test_the_committed_fig15_cells_contradict_only_the_claims_listed_as_not_reproduced():

@@ -15,6 +15,7 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
+from tf_multinca import damage as dmg
 from tf_multinca import errors
 from tf_multinca import fileio
 from tf_multinca import hub
@@ -78,7 +79,7 @@ def _to_multi_fixed(x, mask):
 
 def run_takeover(original, adversary=None, injection=None, target=None, steps_before=60,
                  steps_after=500, seeds=8, seed=0, mode='multi', fire_rate=None,
-                 record_steps=None, gif_every=0, size=None, lenient=False):
+                 record_steps=None, gif_every=0, size=None, lenient=False, damages=()):
   """Grows `seeds` organisms with the original, injects, and rolls out the pairing.
 
   Args:
@@ -97,6 +98,8 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
     lenient: a square that fits inside no sample's organism is not an error: those samples
       get no adversary, and `result.info['no_injection']` counts them (training evaluations,
       where an adversary that shrank the organism must still be scored).
+    damages: `damage.Damage`s, each applied after its step (after the injection where both
+      fall on one step); `result.info['damage_steps']` lists them.
 
   Returns:
     A `TakeoverResult`.
@@ -161,6 +164,20 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
       # Every seed at the record steps; the GIF shows sample 0 only.
       kept.append(v.numpy() if t in record_set else v[:1].numpy())
 
+  damages = [dmg.parse_damage(d) for d in damages]
+  outside = [d for d in damages if not 1 <= d.step <= total]
+  if outside:
+    raise TakeoverError(f'damage at step {outside[0].step} is outside the rollout: steps 1 to '
+                        f'{total}')
+
+  def hurt(t, x):
+    for d in damages:
+      if d.step == t:
+        alpha = (tf.reduce_sum(x[..., layout.multi_alpha(0):], -1) if mode == 'multi' else
+                 x[..., layout.ALPHA])
+        x = dmg.damage(x, dmg.damage_mask(d, alpha, padding, rng))
+    return x
+
   no_injection = 0
   if steps_before == 0 and adversary is not None:  # inject into the seed itself
     x, mask, no_injection = _inject(x, spec, padding, rng, mode, lenient)
@@ -172,6 +189,7 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
       x = grow(x) if t <= steps_before else fixed_step(x, mask)
     if t == steps_before and steps_before > 0 and adversary is not None:
       x, mask, no_injection = _inject(x, spec, padding, rng, mode, lenient)
+    x = hurt(t, x)
     observe(t, x)
 
   record_idx = [kept_steps.index(t) for t in record]
@@ -181,6 +199,7 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
       injection_step=steps_before if adversary is not None else None,
       convention=convention.name)
   result.info['no_injection'] = no_injection
+  result.info['damage_steps'] = sorted({d.step for d in damages})
   gif_idx = [i for i, t in enumerate(kept_steps) if t in gif_steps]
   result.info['gif_steps'] = [kept_steps[i] for i in gif_idx]
   result.info['gif_states'] = np.stack([kept[i][:1] for i in gif_idx])
@@ -258,7 +277,8 @@ def write_outputs(result, workdir, name='takeover', info=None, tensorboard=True,
   seeds = result.metrics['alive'].shape[1]
   doc = {
       'name': name, 'convention': result.convention, 'seeds': int(seeds),
-      'injection_step': result.injection_step, 'info': info or {},
+      'injection_step': result.injection_step,
+      'damage_steps': result.info.get('damage_steps', []), 'info': info or {},
       'summary': {str(k): {m: {'mean': v[0], 'std': v[1]} for m, v in d.items()}
                   for k, d in summary(result, report_steps).items()},
       'steps': result.steps.tolist(),
@@ -304,20 +324,25 @@ def write_outputs(result, workdir, name='takeover', info=None, tensorboard=True,
 
 
 def run_named(workdir, name='takeover', steps_before=60, steps_after=500, seeds=8, seed=0,
-              mode='multi', gif_every=5, **names):
-  """Resolves `names` (`hub.load_pairing`'s arguments), runs the takeover and writes every
-  output to `workdir`.
+              mode='multi', gif_every=5, damages=(), **names):
+  """Resolves `names` (`hub.load_pairing`'s arguments), runs the takeover (with `damages`,
+  `damage.Damage`s) and writes every output to `workdir`; the strip gets a frame at each
+  damage step and the one after it.
 
   Returns:
     (TakeoverResult, {output: path}).
   """
   r = hub.load_pairing(**names)
+  total = steps_before + steps_after
+  record = sorted(set(default_record_steps(steps_before, steps_after)) |
+                  {t for d in damages for t in (d.step, d.step + 1) if t <= total})
   result = run_takeover(r.original, r.adversary, r.injection, r.target_array,
                         steps_before=steps_before, steps_after=steps_after, seeds=seeds,
-                        seed=seed, mode=mode, gif_every=gif_every)
+                        seed=seed, mode=mode, gif_every=gif_every, record_steps=record,
+                        damages=damages)
   info = dict(original=r.original_name, adversary=r.adversary_name, injection=r.injection,
               target=r.target, mode=mode, seed=seed, steps_before=steps_before,
-              steps_after=steps_after)
+              steps_after=steps_after, damages=[str(d) for d in damages])
   report = [s for s in (100, 200, steps_before + steps_after) if s <= steps_before + steps_after]
   paths = write_outputs(result, workdir, name=name, info=info, report_steps=report)
   return result, paths

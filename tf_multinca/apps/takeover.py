@@ -6,6 +6,7 @@ r"""Grow a published organism, inject adversaries and follow the takeover.
         --injection=spray:0.1 --seeds=8 --workdir=runs/takeover/custom
     python -m tools.takeover --pairing=lizard_red --control --workdir=runs/takeover/control
     python -m tools.takeover --pairing=results/lizard_red --workdir=runs/takeover/ours
+    python -m tools.takeover --pairing=lizard_red --damage=300:disc:8 --workdir=runs/healing
 
 Writes `<name>_metrics.json` / `.csv` (original-cell fraction, alive cells and MSE per step, mean
 and std over seeds), `<name>_strip.png`, `<name>.gif` and TensorBoard logs under `--workdir`.
@@ -16,6 +17,7 @@ from absl import app
 from absl import flags
 
 from tf_multinca import binary
+from tf_multinca import damage
 from tf_multinca import hub
 from tf_multinca import injection
 from tf_multinca import takeover
@@ -32,6 +34,10 @@ flags.DEFINE_string('target', None, 'target: manifest name, PNG path or emoji; d
                     'pairing\'s')
 flags.DEFINE_enum('convention', None, ['paper', 'distill'], 'load every model in this convention')
 flags.DEFINE_bool('control', False, 'run the organism alone, without adversaries')
+flags.DEFINE_multi_string('damage', [], 'STEP:disc:R (a disc of radius R cells around a random '
+                          'living cell, erased after step STEP) or STEP:half:ANGLE (the half '
+                          'beyond the organism\'s centre in direction ANGLE degrees); '
+                          'repeatable')
 flags.DEFINE_integer('steps_before', 60, 'steps grown from the seed before injection', lower_bound=0)
 flags.DEFINE_integer('steps_after', 500, 'steps after injection', lower_bound=0)
 flags.DEFINE_integer('seeds', 8, 'samples, batched', lower_bound=1)
@@ -41,6 +47,15 @@ flags.DEFINE_enum('mode', 'multi', ['multi', 'fixed'], 'multi: the paper\'s Mult
 flags.DEFINE_integer('gif_every', 5, 'a GIF frame every N steps', lower_bound=1)
 flags.DEFINE_string('name', None, 'output file prefix (default: the pairing or "takeover")')
 flags.DEFINE_string('workdir', None, 'output directory', required=True)
+
+
+@flags.validator('damage', message='--damage must be STEP:disc:R (R > 0) or STEP:half:ANGLE, '
+                 'e.g. --damage=300:disc:8')
+def _check_damage(values):
+  try:
+    return all(damage.parse_damage(v) for v in values)
+  except damage.DamageError:
+    return False
 
 
 @flags.validator('injection', message='--injection must be square:S, spray:P or checkerboard')
@@ -65,7 +80,8 @@ def main(argv):
       steps_after=FLAGS.steps_after, seeds=FLAGS.seeds, seed=FLAGS.seed, mode=FLAGS.mode,
       gif_every=FLAGS.gif_every, pairing=FLAGS.pairing, original=FLAGS.original,
       adversary=FLAGS.adversary, injection=FLAGS.injection, target=FLAGS.target,
-      control=FLAGS.control, convention=FLAGS.convention)
+      control=FLAGS.control, convention=FLAGS.convention,
+      damages=[damage.parse_damage(v) for v in FLAGS.damage])
   total = FLAGS.steps_before + FLAGS.steps_after
   for step, values in takeover.summary(result, (100, 200, total)).items():
     text = ', '.join(f'{k} {m:.4g} ± {s:.2g}' for k, (m, s) in values.items() if m == m)

@@ -95,6 +95,7 @@ class TrainConfig:
   # 'expired' (adversary): only those past max_age, so the long run is trained as the takeover.
   max_age: int = 600  # adversary: samples older than this (since injection) are replaced first.
   damage_n: int = 0  # Samples of each batch (the lowest loss) that get a circular damage.
+  damage_min_age: int = 0  # Damage only samples at least this old (adversary: after the takeover).
   outlier_factor: float = 5.0  # Samples whose loss exceeds this times the batch mean are left
   # out of the gradient; 0 disables.
 
@@ -275,6 +276,7 @@ def validate(c):
          f'{c.replace_policy!r}; expected one of {REPLACE_POLICIES}')
   _check(c.replace_policy == 'worst' or c.kind == 'adversary', 'replace_policy',
          "'expired' needs an adversary run (a sample's age counts from its injection)")
+  _check(c.damage_min_age >= 0, 'damage_min_age', 'must be >= 0 (0: any sample)')
   _check(0 <= c.damage_n + c.replace_worst <= c.batch_size, 'damage_n',
          f'damage_n + replace_worst must be <= batch_size ({c.batch_size})')
   _check(c.outlier_factor == 0 or c.outlier_factor > 1, 'outlier_factor', '0 or > 1')

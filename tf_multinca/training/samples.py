@@ -93,6 +93,9 @@ class Samples:
       ages = tf.concat([fresh_ages, ages[r:]], 0)
     if c.damage_n:
       keep = pool_lib.circle_damage(tf.shape(x[-c.damage_n:]), self.rng)
+      if c.damage_min_age:  # an adversary's organism is damaged once it has taken over
+        old = ages[-c.damage_n:] >= c.damage_min_age
+        keep = tf.where(old[:, None, None, None], keep, tf.ones_like(keep))
       x = tf.concat([x[:-c.damage_n], x[-c.damage_n:] * keep], 0)
     return idx, x, ages
 
