@@ -89,3 +89,39 @@ def test_the_matrix_on_two_published_adversaries_and_two_injections(monkeypatch,
     assert abs(square.alive_mean - spray.alive_mean) > 100
   assert cells[0].mse_mean != cells[2].mse_mean
   assert ev.pairing('lizard_red').target == 'paper/images/lizard_red'
+
+
+def cell(adversary, injection, complete, mse, organisms=32):
+  return gen.Cell(adversary, injection, 'multi', organisms, 1, complete, mse, mse, 600.0, 150)
+
+
+def test_the_papers_claim_is_checked_in_each_direction():
+  # lizard_red is trained from a square, lizard_red_spray from a 10 % spray (their pairings).
+  cells = [cell('lizard_red', 'square:2', 32, 0.003)]
+  cells += [cell('lizard_red', s, 32, 0.004) for s in gen.SPRAYS]  # 1.3x: generalises
+  cells += [cell('lizard_red_spray', 'spray:0.1', 32, 0.005)]
+  cells += [cell('lizard_red_spray', s, 20, 0.005) for s in gen.SQUARES]  # 20/32 < 90 %
+  holds, detail = gen.claim(cells, 'square')
+  assert holds is True and detail.startswith('4 of 4 cells within 1.5x')
+  assert 'lizard_red spray:0.05: 32/32, MSE 1.3x' in detail
+  holds, detail = gen.claim(cells, 'spray')
+  assert holds is False and detail.startswith('0 of 3 cells')
+  assert gen.claim(cells[:1], 'spray') == (None, 'no cells')
+
+
+def test_the_report_shows_the_committed_matrix(tmp_path):
+  from tf_multinca import report
+  cells = [cell('lizard_red', 'square:2', 32, 0.003), cell('lizard_red', 'spray:0.1', 30, 0.012),
+           cell('lizard_red_spray', 'spray:0.1', 32, 0.005),
+           cell('lizard_red_spray', 'square:2', 32, 0.0051)]
+  minimal = {('lizard_red', 'multi'): {'square': 1, 'spray': 0.02},
+             ('lizard_red', 'fixed'): {'square': None, 'spray': 0.5}}
+  gen.write_outputs(tmp_path / 'generalisation', cells, minimal, provenance={'commit': 'abc1'})
+  text = report.write_report(tmp_path).read_text()
+  assert '## Generalisation across injections' in text
+  assert '| `lizard_red` | 32/32, 0.0030 | 30/32, 0.0120 |' in text
+  assert '| `lizard_red` | fixed | - | 50 % |' in text
+  assert ('square-trained adversaries under sprays of 5-50 %: **do not generalise** (0 of 1 '
+          'cells') in text
+  assert 'spray-trained adversaries under squares of side 2-4: **generalise** (1 of 1' in text
+  assert '![generalisation](generalisation/heatmap.png)' in text

@@ -44,7 +44,7 @@ TABLE = 'table.csv'
 MARKDOWN = 'table.md'
 HEATMAP = 'heatmap'
 MINIMAL = 'minimal.csv'
-PROVENANCE = 'run.json'
+PROVENANCE = 'provenance.json'  # not run.json: the zoo reads every run.json as an entry
 
 
 class GeneralisationError(errors.Error, ValueError):
@@ -153,7 +153,7 @@ def canonical(spec):
     return f"square:{parsed['side']}"
   if parsed['kind'] == 'spray':
     return f"spray:{parsed['rate']:g}"
-  return spec
+  return 'checkerboard' if parsed['period'] == 1 else f"checkerboard:{parsed['period']}"
 
 
 def matrix(adversaries, injections=INJECTIONS, evaluator=None, modes=('multi',), log=print):
@@ -226,7 +226,7 @@ def plot_heatmap(cells):
 
 def write_outputs(directory, cells, minimal=None, provenance=None):
   """Writes the matrix into `directory`: `table.csv` (`COLUMNS`), `table.md`, `heatmap.png`
-  and `.svg`, `minimal.csv` ({(adversary, mode): {'square', 'spray'}}) and `run.json`."""
+  and `.svg`, `minimal.csv` ({(adversary, mode): {'square', 'spray'}}) and `provenance.json`."""
   d = pathlib.Path(directory)
   rows = [c.row() for c in cells]
   fileio.write_text(d / TABLE, _table_text(rows, COLUMNS))
@@ -297,3 +297,52 @@ def run(out_dir, adversaries=None, injections=INJECTIONS, fixed_mask=('lizard_re
              enough=ENOUGH, gone=GONE)
   write_outputs(out_dir, cells, found if minimal else None, doc)
   return cells, found
+
+
+def read_minimal(directory):
+  """The committed minimal interventions: {(adversary, mode): {'square': side or None,
+  'spray': rate or None}} ({} without the file)."""
+  path = pathlib.Path(directory) / MINIMAL
+  if not path.is_file():
+    return {}
+  with path.open(encoding='utf-8') as f:
+    return {(r['adversary'], r['mode']): {
+        'square': int(r['square_side']) if r['square_side'] else None,
+        'spray': float(r['spray_rate']) if r['spray_rate'] else None} for r in csv.DictReader(f)}
+
+
+GENERALISES = 1.5  # an adversary generalises where it stays within this x its own MSE...
+SPRAYS = ('spray:0.05', 'spray:0.1', 'spray:0.25', 'spray:0.5')  # ...under these sprays,
+SQUARES = ('square:2', 'square:3', 'square:4')  # or these squares, complete in `ENOUGH`
+
+
+def claim(cells, trained_from):
+  """The paper's claim in one direction, on the matrix: adversaries trained from `trained_from`
+  ('square' or 'spray') injected the other way (`SPRAYS` or `SQUARES`), each against its own
+  injection's MSE.
+
+  Returns:
+    (generalises: bool or None without cells, detail: str with the figures).
+  """
+  own = {}
+  for c in cells:
+    if c.mode != 'multi':
+      continue
+    spec = hub.pairing_injection(c.adversary)
+    if spec is not None and inj.parse_injection(spec)['kind'] == trained_from and \
+        canonical(spec) == c.injection:
+      own[c.adversary] = c
+  other = SPRAYS if trained_from == 'square' else SQUARES
+  parts, ok = [], []
+  for name, base in sorted(own.items()):
+    for c in cells:
+      if c.adversary == name and c.mode == 'multi' and c.injection in other:
+        ratio = c.mse_mean / base.mse_mean if base.mse_mean > 0 else math.inf
+        good = c.complete_rate >= ENOUGH and ratio <= GENERALISES
+        ok.append(good)
+        parts.append(f'{name} {c.injection}: {c.complete}/{c.organisms}, MSE {ratio:.1f}x')
+  if not ok:
+    return None, 'no cells'
+  return (sum(ok) >= 0.75 * len(ok),
+          f'{sum(ok)} of {len(ok)} cells within {GENERALISES:g}x their own MSE and complete in '
+          f'{ENOUGH:.0%} ({"; ".join(parts)})')

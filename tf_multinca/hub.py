@@ -111,6 +111,18 @@ def describe(name):
           'organism': e.organism}
 
 
+def pairing_injection(name):
+  """The injection a pairing's adversary was trained for (a `PAIRINGS` short name, a published
+  adversary, or results/<experiment>), as recorded, without loading a model; None if none."""
+  text = os.fspath(name)
+  if zoo.is_result_name(text):
+    return zoo.get(text).record.config['injection']
+  try:
+    return pretrained.get(PAIRINGS.get(text, text)).injection
+  except (KeyError, ValueError, TypeError):
+    return None
+
+
 @dataclasses.dataclass
 class Pairing:
   """An original organism, an adversary, how it is injected, and the target.

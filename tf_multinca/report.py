@@ -19,6 +19,7 @@ from PIL import Image
 
 from tf_multinca import fileio
 from tf_multinca import figures
+from tf_multinca import generalisation
 from tf_multinca import injection
 from tf_multinca import render
 from tf_multinca import text
@@ -419,8 +420,8 @@ def plot_distribution(records):
   """The per-organism MSE at the last age, ours beside the published adversary, one panel per
   experiment (box plots with every organism drawn over them, log scale): a matplotlib figure."""
   records = [r for r in records if r.headline.ours.at(r.headline.protocol.ages[-1]).mse]
-  fig, axes = figures.plt.subplots(1, max(len(records), 1), figsize=(2.2 * max(len(records), 1) + 1, 3.6),
-                           squeeze=False)
+  panels = max(len(records), 1)
+  fig, axes = figures.plt.subplots(1, panels, figsize=(2.2 * panels + 1, 3.6), squeeze=False)
   rng = np.random.default_rng(BOOTSTRAP_SEED)
   for ax, r in zip(axes[0], records):
     h = r.headline
@@ -449,6 +450,54 @@ def plot_distribution(records):
                'set where evaluated)', fontsize=10)
   fig.tight_layout(rect=(0, 0.08, 1, 1))
   return fig
+
+
+GENERALISATION = 'generalisation'  # tools.generalisation's committed outputs, under results/
+
+
+def _generalisation_section(root):
+  """The matrix (complete takeovers and mean MSE per adversary x injection), the minimal
+  interventions and the paper's claim checked in each direction, from the committed files."""
+  d = root / GENERALISATION
+  cells = generalisation.read_table(d)
+  doc = generalisation.provenance_of(d)
+  specs = list(dict.fromkeys(c.injection for c in cells))
+  names = list(dict.fromkeys((c.adversary, c.mode) for c in cells))
+  by = {(c.adversary, c.mode, c.injection): c for c in cells}
+  organisms = ', '.join(map(str, doc['organisms']))
+  lines = ['## Generalisation across injections', '',
+           f'Each adversary under each injection on the same {organisms} '
+           f'organisms (generator seed {", ".join(map(str, doc["seeds"]))}), injected after step '
+           f'{doc.get("inject_at", 60)} and measured {doc.get("age", 500)} steps later against its '
+           f'pairing\'s target; each cell is complete takeovers / organisms and the mean MSE. '
+           f'Table: `{GENERALISATION}/{generalisation.TABLE}`; commit '
+           f'{doc.get("commit", "?")}.', '',
+           '| adversary | ' + ' | '.join(specs) + ' |', '|---|' + '---|' * len(specs)]
+  for name, mode in names:
+    row = []
+    for spec in specs:
+      c = by.get((name, mode, spec))
+      row.append('-' if c is None else f'{c.complete}/{c.organisms}, {c.mse_mean:.4f}')
+    label = f'`{name}`' + (' (fixed mask)' if mode == 'fixed' else '')
+    lines.append(f'| {label} | ' + ' | '.join(row) + ' |')
+  minimal = generalisation.read_minimal(d)
+  if minimal:
+    lines += ['', f'Minimal intervention (the smallest that takes over completely in '
+              f'{generalisation.ENOUGH:.0%} of the organisms; `-`: none of the ladder):', '',
+              '| adversary | mode | square side | spray rate |', '|---|---|---|---|']
+    for (name, mode), v in minimal.items():
+      spray = '-' if v['spray'] is None else f"{v['spray'] * 100:g} %"
+      lines.append(f"| `{name}` | {mode} | {v['square'] or '-'} | {spray} |")
+  lines += ['', 'The paper: "models that are able to take over starting from a small square '
+            'generalize well to spray patterns, while the opposite isn\'t true". On this '
+            'matrix:', '']
+  for trained, other in (('square', 'sprays of 5-50 %'), ('spray', 'squares of side 2-4')):
+    holds, detail = generalisation.claim(cells, trained)
+    verdict = ('no cells' if holds is None else 'generalise' if holds else 'do not generalise')
+    lines.append(f'- {trained}-trained adversaries under {other}: **{verdict}** ({detail}).')
+  lines += ['', f'![generalisation]({GENERALISATION}/{generalisation.HEATMAP}.png) '
+            f'([SVG]({GENERALISATION}/{generalisation.HEATMAP}.svg))', '']
+  return lines
 
 
 def write_report(results_dir=None):
@@ -508,6 +557,8 @@ def write_report(results_dir=None):
                 (f' What was tried: [{r.experiment}/{NOTES_FILE}]({r.experiment}/{NOTES_FILE}).'
                  if notes.is_file() else ''), '',
                 f'![{r.experiment}]({FIGURES_DIR}/{name})', '']
+  if (root / GENERALISATION / generalisation.TABLE).is_file():
+    lines += _generalisation_section(root)
   waiting = sorted(set(NOT_TRAINED) - {r.experiment for r in records})
   if waiting:
     lines += ['## Not trained yet', ''] + [f'- `{n}`: {NOT_TRAINED[n]}.' for n in waiting] + ['']

@@ -9,7 +9,7 @@ under each injection on the same organisms (by default the held-out test set's 1
 after step 60 and measured 500 steps later against its pairing's target. Writes table.csv,
 table.md, heatmap.png / .svg, minimal.csv (the smallest square side and spray rate with complete
 takeovers in 90 % of the organisms, and the same for the fixed-mask baseline of
---fixed_mask) and run.json into --out_dir. Exit status: 0 done, 2 bad input. The work is in
+--fixed_mask) and provenance.json into --out_dir. Exit status: 0 done, 2 bad input. The work is in
 tf_multinca.generalisation.
 """
 
