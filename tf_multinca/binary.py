@@ -6,9 +6,13 @@
       run()
 
 Exit statuses: 0 done; 2 bad input or a state the user can fix (a flag, an `errors.Error`, a
-file system error: one line on stderr naming what was wrong and how to fix it); 3 a diverged
-loss; 4 a lost worker of a multi-worker job (rerun every worker to resume); 130 interrupted
-(Ctrl-C). Anything else is a bug and keeps its traceback.
+file system error, a training workdir another process is writing: one line on stderr naming
+what was wrong and how to fix it); 3 a diverged loss; 4 a lost worker of a multi-worker job
+(rerun every worker to resume); 5 a full file system (one line: the file, the space left, the
+checkpoint a rerun resumes from); 130 interrupted (Ctrl-C; training stops at the next step
+boundary with a checkpoint of it, a second Ctrl-C at once); 143 preempted (SIGTERM; training
+stops likewise, and the process exits with 143 anyway `$TF_MULTINCA_PREEMPT_GRACE_S` seconds,
+default 25, after the signal). Anything else is a bug and keeps its traceback.
 """
 
 import logging as std_logging
@@ -19,6 +23,7 @@ from absl import flags
 from absl import logging
 
 from tf_multinca import errors
+from tf_multinca import fileio
 
 
 def _error(message, status):
@@ -67,6 +72,9 @@ def run(main, module=None):
     except errors.Error as e:
       return _error(e, e.exit_code)
     except OSError as e:
+      if fileio.is_disk_full(e):  # a write outside fileio's (which raise DiskFullError)
+        full = fileio.DiskFullError(fileio.full_path(e) or '.')
+        return _error(full, full.exit_code)
       return _error(e, 2)
     except KeyboardInterrupt:
       return _error('interrupted', 130)

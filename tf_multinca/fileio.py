@@ -1,5 +1,10 @@
-"""Atomic file writes: a crash or a bad input never leaves a half-written file."""
+"""Atomic file writes: a crash or a bad input never leaves a half-written file.
 
+A write that finds its file system full raises `DiskFullError`: one line naming the file, the
+space left and what to do (exit status 5 in the binaries), the temporary removed.
+"""
+
+import errno
 import json
 import os
 import pathlib
@@ -7,9 +12,67 @@ import re
 import shutil
 import tempfile
 
+from tf_multinca import errors
+from tf_multinca import text as text_lib
+
 # Names of the temporaries below ('.<name>.<random>[.old.<random>][suffix]') and of TF's own
 # checkpoint temporaries ('ckpt-N_temp...'): what a killed writer leaves behind.
 _TEMPORARY = re.compile(r'\..+\.[a-z0-9_]{8}(\..*)?|ckpt-\d+_temp.*')
+
+
+# What TensorFlow's and h5py's errors say when the file system is full (they carry no errno).
+_NO_SPACE = os.strerror(errno.ENOSPC)  # 'No space left on device'
+
+
+class DiskFullError(errors.Error, OSError):
+  """A write found its file system full. The message names the file, the space left on its
+  file system and `then` (what to do once there is space); `path` and `free` (bytes) say
+  the same."""
+  exit_code = 5
+
+  def __init__(self, path, then='rerun the same command'):
+    self.path = pathlib.Path(path)
+    self.free = free_bytes(self.path)
+    super().__init__(f'no space left on device writing {self.path} ({text_lib.size(self.free)} '
+                     f'free on its file system); free space, then {then}')
+    self.errno = errno.ENOSPC
+
+
+def is_disk_full(error):
+  """Whether exception `error` (or one it was raised from) says the file system is full: an
+  OSError with errno ENOSPC, or a TensorFlow or h5py error whose message says so."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+      return True
+    if _NO_SPACE in str(error):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def full_path(error):
+  """The file a disk-full `error` names (its `path` or `filename`, else the first absolute
+  path before TensorFlow's 'No space left on device'), or None."""
+  for name in ('path', 'filename'):
+    if getattr(error, name, None):
+      return pathlib.Path(getattr(error, name))
+  found = re.search(r'(/[^\s;:,\'"]+)[^/]*?' + re.escape(_NO_SPACE), str(error))
+  return pathlib.Path(found.group(1)) if found else None
+
+
+def free_bytes(path):
+  """Free bytes on the file system of `path` (or of its nearest existing parent); None if it
+  cannot be read."""
+  path = pathlib.Path(path).absolute()
+  for p in (path, *path.parents):
+    if p.exists():
+      try:
+        return shutil.disk_usage(p).free
+      except OSError:
+        return None
+  return None
 
 
 def write_text(path, text):
@@ -33,9 +96,11 @@ def write_file(path, save, suffix=''):
   try:
     save(tmp)
     os.replace(tmp, path)
-  except BaseException:
+  except BaseException as e:
     if os.path.exists(tmp):
       os.remove(tmp)
+    if isinstance(e, Exception) and is_disk_full(e):
+      raise DiskFullError(path) from e
     raise
   return path
 
@@ -48,8 +113,10 @@ def write_dir(path, save):
   try:
     save(str(tmp))
     replace_dir(tmp, path)
-  except BaseException:
+  except BaseException as e:
     shutil.rmtree(tmp, ignore_errors=True)
+    if isinstance(e, Exception) and is_disk_full(e):
+      raise DiskFullError(path) from e
     raise
   return path
 

@@ -6,10 +6,12 @@ r"""Train a single NCA as Distill's Growing NCA does: growing, persistent or reg
         --workdir=runs/nca_paper_lizard     # then usable as an --original of train_adversary
     python -m tools.train_nca --list_configs
 
-A run resumes from the last checkpoint in --workdir. Exit status: 0 done, 2 bad input,
-3 the loss diverged, 4 a lost worker of a multi-worker job, 130 interrupted (rerun the same
-command to resume). The work is in
-tf_multinca.training.
+A run resumes from the last checkpoint in --workdir. Exit status: 0 done, 2 bad input (or
+--workdir in use by another run, which holds <workdir>/.lock), 3 the loss diverged, 4 a lost
+worker of a multi-worker job, 5 the file system is full, 130 interrupted (Ctrl-C), 143
+preempted (SIGTERM). After 4, 5, 130 and 143 the same command resumes; on Ctrl-C or SIGTERM
+the run checkpoints the step it finishes, and after SIGTERM it exits within
+$TF_MULTINCA_PREEMPT_GRACE_S seconds (default 25). The work is in tf_multinca.training.
 """
 
 from tf_multinca import binary

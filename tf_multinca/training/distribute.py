@@ -10,10 +10,22 @@ Several hosts (`multi_worker`): `tf.distribute.MultiWorkerMirroredStrategy`, con
 `TF_CONFIG` environment variable as TensorFlow documents it; TensorFlow does the communication.
 Every worker draws the same random numbers for the whole global batch (same seed, same draws),
 so N workers follow one device; only the chief writes the run's files (`is_chief`).
+
+A preempted job (SIGTERM or Ctrl-C on any worker): at every step boundary the workers agree,
+by one all-reduce of two flags (`agreed_signal`), whether any of them was signalled, so every
+worker checkpoints the same step and stops. TensorFlow's `PreemptionCheckpointHandler` does
+the same through its coordination service, but it does not fit this loop: it restores the
+checkpoint itself on construction (past `workdir.Checkpoints`' recovery of unreadable ones),
+counts its own calls rather than our step (a counter it checkpoints only when preempted, so a
+run resumed from a regular checkpoint would disagree), replaces our SIGTERM handler (no
+Ctrl-C, no bounded grace) and ends the process itself. The all-reduce costs one scalar
+collective per step (steps take ~1 s), and a worker lost meanwhile fails it as it fails the
+step's own collectives (`loop.WorkerLostError`).
 """
 
 import json
 import os
+import signal
 
 import tensorflow as tf
 
@@ -161,3 +173,20 @@ def check_batch(batch_size, strategy):
     raise StrategyError(
         f'batch_size {batch_size} does not split over {n} replicas; use a multiple of {n} '
         '(--set=batch_size=...) or fewer devices')
+
+
+def agreed_signal(strategy, signum):
+  """The stop signal every process of `strategy` acts on at this step boundary.
+
+  Each process passes the signal it received (0: none) and all of them get the same answer:
+  SIGTERM if any received SIGTERM, else SIGINT if any received SIGINT, else 0. Under
+  `MultiWorkerMirroredStrategy` this is a collective: every worker must call it at the same
+  step boundaries (the loop calls it at each one). One process (the default or a mirrored
+  strategy) gets its own signal back, through the same reduction.
+  """
+  flags = tf.constant([float(signum == signal.SIGTERM), float(signum == signal.SIGINT)])
+  total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(flags)),
+                          axis=None).numpy()
+  if total[0] > 0:
+    return int(signal.SIGTERM)
+  return int(signal.SIGINT) if total[1] > 0 else 0

@@ -13,11 +13,19 @@ step), `evaluate` (the run's evaluations), `summaries` (TensorBoard). Workdir la
     tensorboard/<name>/  scalars, image strips, hparams
     metrics.json         the final evaluation (written atomically)
     export/              saved_model/, <trainee>.weights.h5 (and nca: WebGL JSON)
+    .lock                while a run writes the workdir: its pid, host and start time
+
+Faults: SIGTERM (a scheduler's preemption) or Ctrl-C stops the run at the next step boundary
+with a checkpoint of that step (`Preempted`, exit 143; `Interrupted`, 130); a full file system
+is one line naming the file, the space left and the checkpoint a rerun resumes from
+(`DiskFullError`, 5); one process writes a workdir at a time (`workdir.WorkdirLock`; a second
+gets `WorkdirInUse`, 2).
 """
 
 import contextlib
 import pathlib
 import shutil
+import signal
 import tempfile
 import time
 
@@ -58,7 +66,10 @@ keras = tf.keras
 TrainingError = workdir_lib.TrainingError
 DivergedError = workdir_lib.DivergedError
 Interrupted = workdir_lib.Interrupted
+Preempted = workdir_lib.Preempted
 WorkerLostError = workdir_lib.WorkerLostError
+DiskFullError = workdir_lib.DiskFullError
+WorkdirInUse = workdir_lib.WorkdirInUse
 # What a collective raises when a peer of a multi-worker job is gone or times out.
 _PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                 tf.errors.CancelledError, tf.errors.AbortedError)
@@ -131,6 +142,8 @@ class Trainer:
                  f'{c.rollout_max}-step rollouts on a {grid}x{grid} grid',
                  'lower batch_size, rollout_max or pool_size (--set=...)')
     workdir_lib.check_config(self.workdir, c)
+    if self.is_chief:  # a workdir another run writes: stop now, not after the setup (`run`)
+      workdir_lib.WorkdirLock(self.workdir).check()
     self.convention = conv_lib.get_convention(c.convention)
     # The rules and the optimizer are replicated; the pool, step and RNG live on the host side
     # of the step (cross-replica), where the whole batch is prepared.
@@ -284,13 +297,27 @@ class Trainer:
   def run(self):
     """Trains to `config.steps` (resuming), evaluates, exports; returns the metrics dict.
 
+    The chief holds the workdir's lock (`workdir.WorkdirLock`) from start to end, whatever
+    the end.
+
     Raises:
-      Interrupted: on Ctrl-C (KeyboardInterrupt); the checkpoints are kept.
+      Interrupted: on Ctrl-C, at the next step boundary with a checkpoint of that step (a
+        second Ctrl-C, or a KeyboardInterrupt raised by the caller: at once, the checkpoints
+        kept).
+      Preempted: on SIGTERM, likewise (`interrupt`: the process ends with status 143 anyway
+        if the loop has not stopped within `$TF_MULTINCA_PREEMPT_GRACE_S`).
+      DiskFullError: a write of the run found its file system full.
+      WorkdirInUse: another process is writing the workdir.
       DivergedError: a NaN or infinite loss or gradient.
     """
+    lock = workdir_lib.WorkdirLock(self.workdir, self.log) if self.is_chief else None
+    # Where the run is, for the line of a forced exit (read on the watchdog's thread).
+    self._progress = {'step': int(self.step.numpy()), 'checkpoint': None, 'doing': 'its start'}
     try:
-      with interrupt.deferred() as ctrl_c:
-        return self._run(ctrl_c)
+      if lock is not None:
+        lock.acquire()
+      with interrupt.deferred(expired=self._grace_expired) as stop:
+        return self._run(stop)
     except KeyboardInterrupt:
       last = self.checkpoints.latest
       raise Interrupted(
@@ -312,11 +339,77 @@ class Trainer:
           'with the same command to resume from the chief\'s last checkpoint ('
           f'{pathlib.Path(on_disk[0]).name if on_disk else "none yet: from the start"})'
       ) from None
+    except Exception as e:  # pylint: disable=broad-except
+      if isinstance(e, DiskFullError) or not io.is_disk_full(e):
+        raise
+      raise self._disk_full(e) from None
     finally:
+      if lock is not None:
+        lock.release()
       if not self.is_chief:
         shutil.rmtree(self.outdir, ignore_errors=True)
 
-  def _run(self, ctrl_c):
+  def _resume_hint(self):
+    """'resume from ckpt-N' (the newest checkpoint on disk, which a rerun restores), or what
+    a rerun does without one."""
+    on_disk = self.checkpoints.on_disk()
+    return (f'resume from {pathlib.Path(on_disk[0]).name}' if on_disk else
+            'start over (no checkpoint yet)')
+
+  def _disk_full(self, error):
+    """The one-line `DiskFullError` of a write that found the file system full: the file (under
+    the workdir: relative to it), the space left there and the checkpoint a rerun resumes
+    from. What the failed write left (`ckpt-N_temp`, `.name.XXXXXXXX` temporaries) is
+    removed when the run starts again."""
+    path = io.full_path(error) or self.outdir
+    try:
+      inside = path.relative_to(self.workdir)
+      shown = f'{inside} in workdir {self.workdir}' if inside.parts else f'workdir {path}'
+    except ValueError:
+      shown = str(path)
+    return DiskFullError(
+        f'no space left on device writing {shown} ({text.size(io.free_bytes(path))} free on '
+        f'its file system); free space, then rerun the same command to '
+        f'{self._resume_hint()}')
+
+  def _grace_expired(self, how):
+    """The line printed when SIGTERM's grace period runs out before the loop stopped (called
+    on the watchdog's thread: it reads only the Python-side `_progress`)."""
+    p = self._progress
+    return (f'preempted at step {p["step"]} during {p["doing"]}: {how}; exiting with status '
+            f'{interrupt.SIGTERM_STATUS} without a new checkpoint; rerun the same command to '
+            f'resume from {p["checkpoint"] or "the start (no checkpoint yet)"}')
+
+  def _stop_signal(self, stop):
+    """The signal to stop on at this step boundary (0: none). In a multi-worker job every
+    worker gets the same answer at the same step (`distribute.agreed_signal`)."""
+    signum = stop.signal or 0
+    return distribute.agreed_signal(self.strategy, signum) if self.multi_worker else signum
+
+  def _stopped(self, signum, stop, last_ckpt, wall_s, writer):
+    """Checkpoints the current step (unless that is the last checkpoint) and returns the
+    `Preempted` (SIGTERM) or `Interrupted` (SIGINT) error to raise."""
+    step = int(self.step.numpy())
+    if last_ckpt != step:
+      self.wall_s.assign(wall_s)
+      self.checkpoints.save(step)
+    writer.flush()
+    self._progress['checkpoint'] = name = f'ckpt-{step}'
+    by = ('' if stop.signal == signum else
+          f' (another worker received {signal.Signals(signum).name})')
+    if not self.multi_worker:
+      done = f'checkpoint {name} written; rerun the same command to resume'
+    elif self.is_chief:
+      done = f'checkpoint {name} written; rerun every worker with the same command to resume'
+    else:
+      done = (f'the chief wrote checkpoint {name}; rerun every worker with the same command '
+              'to resume')
+    who = f'{self.task}: ' if self.multi_worker else ''
+    if signum == signal.SIGTERM:
+      return Preempted(f'{who}preempted at step {step}{by}; {done}')
+    return Interrupted(f'{who}interrupted at step {step}{by}; {done}')
+
+  def _run(self, stop):
     c = self.config
     if self.is_chief:
       self.workdir.mkdir(parents=True, exist_ok=True)
@@ -330,7 +423,7 @@ class Trainer:
     else:
       self.log(f'{self.task}: training with the chief, which writes the run\'s files to '
                f'{self.workdir}; this worker\'s go to {self.outdir} (removed at the end)')
-    self.restore_or_init()
+    restored = self.restore_or_init()
     logdir = summaries.logdir(self.outdir, c)
     start_step = int(self.step.numpy())
     if start_step and self.is_chief:  # what a killed run logged after its last checkpoint
@@ -341,13 +434,18 @@ class Trainer:
     wall_before = float(self.wall_s.numpy())
     recent = []
     last_mean = None  # the mean training loss of the last log window (metrics.json)
-    last_ckpt = start_step
+    last_ckpt = start_step if restored else None  # the step of the newest checkpoint
+    self._progress.update(step=start_step, doing='training',
+                          checkpoint=pathlib.Path(restored).name if restored else None)
     stopped_early = False
     out = None
     while int(self.step.numpy()) < c.steps:
-      # Ctrl-C is taken here, between steps: the last checkpoint is complete, and the
-      # exception cannot be swallowed by a finaliser (see `interrupt`).
-      ctrl_c.check()
+      # Ctrl-C and SIGTERM are taken here, between steps: the last checkpoint is complete, the
+      # step is checkpointed before stopping, and the exception cannot be swallowed by a
+      # finaliser (see `interrupt`).
+      signum = self._stop_signal(stop)
+      if signum:
+        raise self._stopped(signum, stop, last_ckpt, wall_before + time.time() - t0, writer)
       self._enter_stage()
       step_before = int(self.step.numpy())
       out = self.train_step()
@@ -362,6 +460,7 @@ class Trainer:
             'that checkpoint)' + ('' if c.grad_norm else ', or with --set=grad_norm=true') +
             '.')
       step = step_before + 1
+      self._progress['step'] = step
       if self.average is not None and step_before >= c.weight_average_from:
         self.average.update(step_lib.rule_vars(self.trainee))
       recent.append(loss)
@@ -398,12 +497,21 @@ class Trainer:
         self.wall_s.assign(wall_before + time.time() - t0)
         self.checkpoints.save(step)
         last_ckpt = step
+        self._progress['checkpoint'] = f'ckpt-{step}'
       if stopped_early:
         break
     wall = time.time() - t0
     if last_ckpt != int(self.step.numpy()):
       self.wall_s.assign(wall_before + wall)
       self.checkpoints.save(int(self.step.numpy()))
+      last_ckpt = int(self.step.numpy())
+      self._progress['checkpoint'] = f'ckpt-{last_ckpt}'
+    # A signal during the last steps stops before the final evaluation and export (minutes for
+    # a paper config, past a scheduler's grace period); a rerun does them from the checkpoint.
+    signum = self._stop_signal(stop)
+    if signum:
+      raise self._stopped(signum, stop, last_ckpt, wall_before + wall, writer)
+    self._progress['doing'] = 'the final evaluation and export'
     result = self.finish(writer, wall_s=wall, steps_this_session=int(self.step.numpy()) -
                          start_step, stopped_early=stopped_early, final_loss=last_mean)
     writer.flush()

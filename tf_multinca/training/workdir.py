@@ -7,10 +7,13 @@ trained over from step 0.
 """
 
 import dataclasses
+import datetime
+import fcntl
 import json
 import os
 import pathlib
 import re
+import socket
 import subprocess
 
 import numpy as np
@@ -42,9 +45,26 @@ class Interrupted(TrainingError):
   exit_code = 130
 
 
+class Preempted(TrainingError):
+  """The run was ended by SIGTERM (a scheduler's preemption) and stopped at a step boundary
+  with a checkpoint of that step; the same command resumes. 143 is the shell's status of a
+  process SIGTERM ended."""
+  exit_code = 143
+
+
 class WorkerLostError(TrainingError):
   """A worker of a multi-worker job stopped answering; the chief's checkpoints are kept."""
   exit_code = 4
+
+
+class DiskFullError(TrainingError):
+  """A write of the run found its file system full; the checkpoints written are kept and the
+  same command resumes once there is space (a half-written checkpoint is removed then)."""
+  exit_code = fileio.DiskFullError.exit_code
+
+
+class WorkdirInUse(TrainingError):
+  """Another process holds the workdir's lock (`WorkdirLock`)."""
 
 
 def check_config(workdir, config):
@@ -274,3 +294,146 @@ class Checkpoints:
       raise TrainingError(f'none of the checkpoints in {d} can be read; move the directory '
                           'aside to start over, or pass a new --workdir')
     return None
+
+
+LOCK_FILE = '.lock'  # <workdir>/.lock: who writes the workdir (WorkdirLock)
+
+
+class WorkdirLock:
+  """One writer per workdir: `<workdir>/.lock`, held with `fcntl.flock` for the whole run.
+
+  The kernel's flock is the lock, the file only says who holds it (JSON: pid, host, start
+  time). A process killed with -9 leaves the file but not the lock: the next run takes it over
+  and says so. `release` removes the file, then the lock. flock works on a local file system
+  and on NFS (Linux maps it to NFS byte-range locks); where the file system refuses locks, the
+  run goes on unlocked with a line saying so. The descriptor is not inherited by child
+  processes.
+
+  Args:
+    workdir: the run's directory (created if missing).
+    log: a callable taking one line.
+  """
+
+  def __init__(self, workdir, log=print):
+    self.workdir = pathlib.Path(workdir)
+    self.path = self.workdir / LOCK_FILE
+    self.log = log
+    self._fd = None
+
+  @property
+  def held(self):
+    """Whether this object holds the lock."""
+    return self._fd is not None
+
+  def acquire(self):
+    """Takes the lock; returns self.
+
+    Raises:
+      WorkdirInUse: another process holds it (the message names it and what to do).
+    """
+    self.workdir.mkdir(parents=True, exist_ok=True)
+    for _ in range(10):
+      fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+      try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        holder = _lock_holder(fd)
+        os.close(fd)
+        raise _in_use(self.workdir, holder) from None
+      except OSError as e:  # ENOLCK, EOPNOTSUPP: a file system without locks
+        os.close(fd)
+        self.log(f'cannot lock {self.path} ({e.strerror}); going on without the one-writer '
+                 'check')
+        return self
+      # The holder before us may have removed the file between our open and our flock: we
+      # would hold a lock on a file nobody else opens. Try again on the new one.
+      if not _same_file(fd, self.path):
+        os.close(fd)
+        continue
+      left = _lock_holder(fd)
+      if left.get('pid'):
+        self.log(f'took over the lock of workdir {self.workdir} left by {_describe(left)}, '
+                 'which ended without releasing it')
+      now = datetime.datetime.now().astimezone()
+      doc = {'pid': os.getpid(), 'host': socket.gethostname(),
+             'started': now.isoformat(timespec='seconds'), 'started_unix': now.timestamp()}
+      try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(doc) + '\n').encode('utf-8'), 0)
+      except OSError as e:  # a full disk: the error names the file
+        os.close(fd)
+        raise OSError(e.errno, e.strerror, str(self.path)) from e
+      self._fd = fd
+      return self
+    raise WorkdirInUse(f'workdir {self.workdir}: could not take {self.path} (other processes '
+                       'keep replacing it); wait for them or pass another --workdir')
+
+  def check(self):
+    """Raises WorkdirInUse if another process holds the lock now, without taking it: a run
+    calls it before its minutes of setup, so that a second one stops at once (`acquire`
+    still decides)."""
+    try:
+      fd = os.open(self.path, os.O_RDONLY)
+    except OSError:
+      return  # no lock file: nobody holds it
+    try:
+      fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+      raise _in_use(self.workdir, _lock_holder(fd)) from None
+    except OSError:
+      pass  # a file system without locks: `acquire` says so
+    finally:
+      os.close(fd)
+
+  def release(self):
+    """Removes the lock file and releases the lock (a no-op when not held)."""
+    fd, self._fd = self._fd, None
+    if fd is None:
+      return
+    try:
+      if _same_file(fd, self.path):
+        self.path.unlink()
+    except OSError:
+      pass
+    finally:
+      os.close(fd)  # releases the flock
+
+  def __enter__(self):
+    return self.acquire()
+
+  def __exit__(self, *exc):
+    self.release()
+
+
+def _in_use(workdir, holder):
+  """The error of a workdir whose lock `holder` (the lock file's JSON) holds."""
+  return WorkdirInUse(f'workdir {workdir} is in use by {_describe(holder)}; wait for it or pass '
+                      'another --workdir')
+
+
+def _same_file(fd, path):
+  """Whether the open descriptor `fd` is the file at `path` now."""
+  try:
+    a, b = os.fstat(fd), os.stat(path)
+  except OSError:
+    return False
+  return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _lock_holder(fd):
+  """The lock file's JSON ({} if empty or unreadable: a holder that has not written it yet)."""
+  try:
+    data = os.pread(fd, 4096, 0)
+    doc = json.loads(data.decode('utf-8')) if data.strip() else {}
+  except (OSError, ValueError):
+    return {}
+  return doc if isinstance(doc, dict) else {}
+
+
+def _describe(holder):
+  """'process P (started at T)' of a lock file's JSON, ' on H' when H is another host."""
+  if not holder.get('pid'):
+    return 'another process'
+  host = holder.get('host')
+  where = f' on {host}' if host and host != socket.gethostname() else ''
+  return f'process {holder["pid"]}{where} (started at {holder.get("started", "?")})'
