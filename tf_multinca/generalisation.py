@@ -270,7 +270,7 @@ def provenance_of(directory):
 def default_adversaries(results_root=None):
   """The published pairings (`hub.PAIRINGS`' short names) and our fig. 12 / 14 entries."""
   ours = [f'{zoo.PREFIX}{n}' for n in zoo.names(results_root)
-          if zoo.read_record(n, results_root).kind in ('static', 'dynamic')]
+          if zoo.read_record(zoo.PREFIX + n, results_root).kind in ('static', 'dynamic')]
   return sorted(hub.PAIRINGS) + ours
 
 

@@ -373,7 +373,17 @@ NOT_TRAINED = {
 # Committed entries below the bar on the test set, each with what was measured and what is
 # next. Reported beside the verdict; the committed-zoo test requires the failing entries to be
 # exactly these, so that a newly failing entry, or a retrained one that passes, updates it.
-BELOW_BAR = {}
+BELOW_BAR = {
+    'lizard_red': 'Mean MSE 1.45x the published (median 1.16x): a tail of blurred organisms. '
+                  'Three runs of the recipe are in its NOTES.md; a steadier recipe is next',
+    'lizard_red_spray': 'Mean 1.70x, median 1.53x, 2 organisms lost (published 0): the 64-step '
+                        'recipe was kept on the development seeds by 0.3 % of the old bar',
+    'bug_to_butterfly': 'Median MSE 1.43x the published (mean 0.96x: the published loses 7 '
+                        'organisms, ours none): the typical butterfly is blurrier',
+    'lizard_grow_to_persist': 'Two organisms lost (published 0; allowed 1); mean 1.21x',
+    'firework_grow_to_persist': 'Six organisms explode (published 0), mean MSE 1.85x; the '
+                                'median (1.14x) holds',
+}
 
 
 def _verdicts(records):
@@ -382,8 +392,8 @@ def _verdicts(records):
     h = r.headline
     where = (f'{h.protocol.seeds} (test set)' if r.test is not None else
              f'{h.protocol.seeds} (development seeds: not on the test set yet)')
-    why = f' {BELOW_BAR[r.experiment]}' if not h.verdict.passed and r.experiment in BELOW_BAR \
-        else ''
+    why = (f'. Below the bar: {BELOW_BAR[r.experiment]}'
+           if not h.verdict.passed and r.experiment in BELOW_BAR else '')
     lines.append(f'| {r.experiment} | {where} | '
                  f'{"**passes**" if h.verdict.passed else "**fails**"} | {_checks(h.verdict)}'
                  f'{why} |')
