@@ -25,7 +25,8 @@ def published_files_env(tmp_path_factory):
 
   Subprocesses (the tools) inherit both through the environment.
   """
-  saved = {k: os.environ.get(k) for k in ('TF_MULTINCA_MIRROR', 'TF_MULTINCA_CACHE')}
+  saved = {k: os.environ.get(k) for k in ('TF_MULTINCA_MIRROR', 'TF_MULTINCA_CACHE',
+                                          'XDG_CONFIG_HOME')}
   default = _REPO.parent / 'shared' / 'mirror'
   if saved['TF_MULTINCA_MIRROR']:
     # Absolute, so that subprocesses and notebook kernels started elsewhere find it too.
@@ -33,6 +34,8 @@ def published_files_env(tmp_path_factory):
   elif default.is_dir():
     os.environ['TF_MULTINCA_MIRROR'] = str(default.resolve())
   os.environ['TF_MULTINCA_CACHE'] = str(tmp_path_factory.mktemp('tf_multinca_cache'))
+  # The user's registry (registry.user_manifest) too: no test writes into the real home.
+  os.environ['XDG_CONFIG_HOME'] = str(tmp_path_factory.mktemp('config'))
   yield
   for k, v in saved.items():
     if v is None:

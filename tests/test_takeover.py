@@ -136,7 +136,8 @@ def test_takeover_accepts_a_locally_registered_model(tmp_path, monkeypatch):
   r = hub.load_pairing(original='local/my_lizard',
                        adversary='paper/lizard/virus/lizard_persist_to_red_squareside_2',
                        injection='square:2')
-  assert r.target == 'paper/images/lizard' and r.target_array.shape == (48, 48, 4)
+  # The MSE's target is the adversary's, not the original's image.
+  assert r.target == 'paper/images/lizard_red' and r.target_array.shape == (48, 48, 4)
   for name, value in ca.get_rule_weights().items():
     np.testing.assert_array_equal(r.original.get_rule_weights()[name], value)
   res = takeover.run_takeover(r.original, r.adversary, r.injection, r.target_array,

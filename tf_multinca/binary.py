@@ -16,6 +16,7 @@ default 25, after the signal). Anything else is a bug and keeps its traceback.
 """
 
 import logging as std_logging
+import pathlib
 import sys
 
 from absl import app
@@ -44,6 +45,15 @@ def _parse(argv):
     if e.code == 1 and any(a in _HELP for a in argv[1:]):
       sys.exit(0)
     raise
+
+
+def directory_path(value):
+  """Whether `value` (None: unset) can be an output directory: neither it nor a folder above it
+  is a file. A flag validator, so such a flag is one line, not a raw [Errno 17] / [Errno 20]."""
+  if value is None:
+    return True
+  path = pathlib.Path(value).expanduser()
+  return not any(p.exists() and not p.is_dir() for p in (path, *path.parents))
 
 
 def run(main, module=None):

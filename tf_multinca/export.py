@@ -123,6 +123,10 @@ def export(model, out_dir, formats=('saved_model', 'tfjs'), name=None, info=None
   if 'tfjs' in formats:
     tfjs.require()  # before any work
   out_dir = pathlib.Path(out_dir)
+  files = [p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()]
+  if files:
+    raise ExportError(f'cannot export into {out_dir}: {files[0]} is a file, not a directory; '
+                      'move it or pick another --out_dir')
   out_dir.mkdir(parents=True, exist_ok=True)
   name = name or out_dir.name
   paths = {}

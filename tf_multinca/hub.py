@@ -7,6 +7,7 @@
     ca = hub.load('x/adversary.weights.h5')        # our weight file (convention beside it)
     ca = hub.load('x/lizard.pt')                   # a published format: .pt, WebGL .json, ckpt
     pair = hub.load_pairing('lizard_red')          # short name, manifest adversary or results/
+    pair = hub.load_pairing('runs/my_adv')         # a training workdir: its original, target...
 
 SavedModels are never loaded from a name or path: loading one runs its graph, which can do
 anything (write files, ...). Our exports keep their weights in `.weights.h5` with a JSON sidecar
@@ -14,6 +15,8 @@ anything (write files, ...). Our exports keep their weights in `.weights.h5` wit
 """
 
 import dataclasses
+import difflib
+import json
 import os
 import pathlib
 
@@ -41,6 +44,10 @@ PAIRINGS = {
 }
 # The trained weights inside a training workdir, adversary first.
 WORKDIR_WEIGHTS = ('export/adversary.weights.h5', 'export/model.weights.h5')
+# A training workdir's config (`training.workdir.CONFIG_FILE`): its original, target, injection.
+WORKDIR_CONFIG = 'config.json'
+# What `recorded` returns where nothing is recorded.
+_NOTHING = {'original': None, 'target': None, 'injection': None, 'convention': None}
 
 
 class HubError(errors.Error, ValueError):
@@ -52,6 +59,26 @@ def _workdir_weights(path):
     if (path / rel).is_file():
       return path / rel
   return None
+
+
+def _workdir_config(name):
+  """The config (a dict) of training workdir `name`, or None when `name` is not one."""
+  path = pathlib.Path(os.fspath(name)).expanduser()
+  try:
+    if not (path / WORKDIR_CONFIG).is_file():
+      return None
+    doc = json.loads((path / WORKDIR_CONFIG).read_text(encoding='utf-8'))
+  except (OSError, ValueError):
+    return None
+  return doc if isinstance(doc, dict) and doc.get('kind') in ('adversary', 'nca') else None
+
+
+def check_conventions(original, adversary, fix='pass --convention to load both in one'):
+  """Raises HubError unless the conventions `original` and `adversary` (names; None: unknown)
+  agree: the one check of a pairing's conventions (pairings, takeovers, adversary training)."""
+  if original and adversary and original != adversary:
+    raise HubError(f'the original uses the {original!r} convention and the adversary '
+                   f'{adversary!r}; {fix}')
 
 
 def load(name, convention=None, **model_kwargs):
@@ -103,6 +130,10 @@ def describe(name):
   entry = registry.lookup(text)
   if entry is not None:
     return {k: entry.get(k) for k in ('convention', 'role', 'target', 'organism')}
+  doc = _workdir_config(text)
+  if doc is not None:
+    return {'convention': doc.get('convention'), 'role': doc['kind'], 'target': doc.get('target'),
+            'organism': doc.get('original') if doc['kind'] == 'adversary' else None}
   try:
     e = pretrained.get(text)
   except (KeyError, ValueError, TypeError):
@@ -111,16 +142,38 @@ def describe(name):
           'organism': e.organism}
 
 
-def pairing_injection(name):
-  """The injection a pairing's adversary was trained for (a `PAIRINGS` short name, a published
-  adversary, or results/<experiment>), as recorded, without loading a model; None if none."""
+def recorded(name):
+  """What adversary `name` was trained for, as recorded with it, without loading a model:
+  {'original', 'target', 'injection', 'convention'}, None where nothing is recorded.
+
+  `name`: a `PAIRINGS` short name, a published adversary, results/<experiment>, a registered
+  name or a training workdir (its config.json).
+  """
   text = os.fspath(name)
   if zoo.is_result_name(text):
-    return zoo.get(text).record.config['injection']
+    e = zoo.get(text)
+    return {'original': e.original, 'target': e.target,
+            'injection': e.record.config['injection'], 'convention': e.record.convention}
+  entry = registry.lookup(text)
+  if entry is not None:
+    return {k: entry.get(k) or None for k in _NOTHING}
+  doc = _workdir_config(text)
+  if doc is not None:
+    if doc['kind'] != 'adversary':  # an organism: its own image, no original
+      return dict(_NOTHING, target=doc.get('target'), convention=doc.get('convention'))
+    return {k: doc.get(k) or None for k in _NOTHING}
   try:
-    return pretrained.get(PAIRINGS.get(text, text)).injection
+    e = pretrained.get(PAIRINGS.get(text, text))
   except (KeyError, ValueError, TypeError):
-    return None
+    return dict(_NOTHING)
+  return {'original': e.original, 'target': e.target, 'injection': e.injection,
+          'convention': e.convention}
+
+
+def pairing_injection(name):
+  """The injection a pairing's adversary was trained for (a `PAIRINGS` short name, a published
+  adversary, results/<experiment> or a training workdir), as recorded; None if none."""
+  return recorded(name)['injection']
 
 
 @dataclasses.dataclass
@@ -135,6 +188,9 @@ class Pairing:
     target_array: `[grid, grid, 4]` float32 padded target, or None.
     original_name, adversary_name: the names they were loaded from.
     notes: provenance notes of a published adversary, or None.
+    target_source: where the target came from ('--target', "the adversary's recorded
+      target", ...); why there is none when `target` is None.
+    messages: lines for the console: each recorded value an explicit argument overrode.
   """
   original: model_lib.CAModel
   adversary: model_lib.CAModel | None
@@ -144,6 +200,8 @@ class Pairing:
   original_name: str
   adversary_name: str | None
   notes: str | None = None
+  target_source: str = ''
+  messages: tuple = ()
 
   @property
   def convention(self):
@@ -154,13 +212,19 @@ def load_pairing(pairing=None, *, original=None, adversary=None, injection=None,
                  control=False, convention=None, grid=None):
   """Resolves a pairing (or an original and an adversary) into models, injection and target.
 
+  The adversary's record (`recorded`) gives the original, the injection and the target (the
+  MSE's); an explicit argument overrides it, and `messages` says so. With no target recorded
+  and none given, the target is None (no MSE), never the original's image.
+
   Args:
-    pairing: a short name of `PAIRINGS`, a published adversary name, or a results name.
-    original, adversary: any `load` names (instead of `pairing`).
+    pairing: a short name of `PAIRINGS`, a published adversary name, a results name or a
+      training workdir.
+    original, adversary: any `load` names (instead of `pairing`; `original` may also override
+      a pairing's).
     injection: overrides the pairing's recorded injection.
-    target: a target spec; default the pairing's (the original's for a control).
+    target: a target spec; default the adversary's recorded one (the original's for a control).
     control: drop the adversary (the organism alone).
-    convention: load every model in this convention (default: the pairing's or the original's).
+    convention: load every model in this convention (default: the pairing's or each model's).
     grid: grid side of the target array; None for the convention's.
 
   Returns:
@@ -170,56 +234,78 @@ def load_pairing(pairing=None, *, original=None, adversary=None, injection=None,
     HubError: unknown or contradictory names, or no injection for an adversary.
   """
   notes = None
+  conv = convention
   if pairing is not None:
-    if original is not None or adversary is not None:
-      raise HubError('give either a pairing or --original/--adversary, not both')
-    if zoo.is_result_name(pairing):
-      e = zoo.get(pairing)
-      conv = convention or e.record.convention
-      orig_name, adv_name = e.original, e.name
-      orig_model = load(orig_name, conv)
-      adv_model = zoo.load(pairing, conv)
-      recorded, own_target = e.injection, e.target
-      original_target = describe(orig_name).get('target')
-    else:
-      adv_name = PAIRINGS.get(pairing, pairing)
-      try:
-        entry = pretrained.get(adv_name)
-      except (KeyError, ValueError) as ex:
-        raise HubError(f'unknown pairing {pairing!r}: short names are {sorted(PAIRINGS)}; or '
-                       f'a published adversary name, or results/<experiment> ({ex})') from None
-      if entry.original is None:
-        raise HubError(f'{adv_name} is not an adversary with a recorded original; short names '
-                       f'are {sorted(PAIRINGS)}')
-      conv = convention or entry.convention
-      orig_name = entry.original
-      orig_model, adv_model = load(orig_name, conv), load(adv_name, conv)
-      recorded, own_target, notes = entry.injection, entry.target, entry.notes
-      original_target = pretrained.get(orig_name).target
-    if injection is None:
-      injection = recorded
-    if target is None:
-      target = original_target if control else own_target
-  else:
+    if adversary is not None:
+      raise HubError('give either a --pairing or an --adversary, not both')
+    adversary, notes = _pairing_adversary(pairing)
+  rec = dict(_NOTHING) if adversary is None else recorded(adversary)
+  if pairing is not None:
+    conv = convention or rec['convention']
+  said = []
+  if original is None:
+    original = rec['original']
     if original is None:
-      raise HubError('give a --pairing, or an --original (and an --adversary)')
-    orig_name, adv_name = os.fspath(original), adversary
-    orig_model = load(original, convention)
-    adv_model = None if adversary is None else load(adversary, convention)
-    if target is None:
-      target = describe(original).get('target') or None
-  if control:
-    adv_model, adv_name, injection = None, None, None
+      raise HubError('give a --pairing, or an --original (and an --adversary)' if adversary
+                     is None else f'{adversary} records no original organism: pass --original')
+  elif rec['original'] and os.fspath(original) != rec['original']:
+    said.append(f'--original={original} overrides the recorded original {rec["original"]}')
+  orig_name, adv_name = os.fspath(original), None if adversary is None else os.fspath(adversary)
+  orig_model = load(original, conv)
+  adv_model = None if adversary is None or control else load(adversary, conv)
+  if adv_model is not None:
+    if injection is None:
+      injection = rec['injection']
+    elif rec['injection'] and inj.parse_injection(injection) != inj.parse_injection(
+        rec['injection']):
+      said.append(f'--injection={injection} overrides the recorded injection '
+                  f'{inj.describe(rec["injection"])}')
+  if target is not None:
+    source = '--target'
+    if adv_model is not None and rec['target'] and target != rec['target']:
+      said.append(f'--target={target} overrides the recorded target {rec["target"]}')
+  elif adv_model is None:
+    target = describe(original).get('target') or None
+    source = ("the original's own image" if target else
+              f'no target recorded for {orig_name} and no --target: the MSE is not reported')
+  else:
+    target = rec['target']
+    source = ("the adversary's recorded target" if target else
+              f'no target recorded for {adv_name} and no --target: the MSE is not reported '
+              "(not measured against the original's image)")
+  if adv_model is None:
+    adv_name, injection = None, None
   if adv_model is not None and injection is None:
-    raise HubError('no injection recorded for this adversary: pass --injection (square:S, '
-                   'spray:P or checkerboard)')
-  if adv_model is not None and adv_model.convention.name != orig_model.convention.name:
-    raise HubError(f'the original uses the {orig_model.convention.name!r} convention and the '
-                   f'adversary {adv_model.convention.name!r}; pass --convention to load both '
-                   'in one')
+    raise HubError('no injection recorded for this adversary: pass --injection '
+                   f'({inj.RANGES})')
+  if adv_model is not None:
+    check_conventions(orig_model.convention.name, adv_model.convention.name)
   array = None if target is None else targets.build_target(
       target, orig_model.convention, grid, original=orig_model)
   return Pairing(original=orig_model, adversary=adv_model,
                  injection=None if injection is None else inj.parse_injection(injection),
                  target=target, target_array=array, original_name=orig_name,
-                 adversary_name=adv_name, notes=notes)
+                 adversary_name=adv_name, notes=notes, target_source=source,
+                 messages=tuple(said))
+
+
+def _pairing_adversary(pairing):
+  """(adversary name, notes) of a --pairing; raises HubError (suggesting pairings) if none."""
+  text = os.fspath(pairing)
+  if zoo.is_result_name(text) or _workdir_config(text) is not None:
+    if (_workdir_config(text) or {}).get('kind', 'adversary') != 'adversary':
+      raise HubError(f'{text} is the workdir of an organism (an nca run), not of an adversary; '
+                     'pass it as --original')
+    return text, None
+  name = PAIRINGS.get(text, text)
+  try:
+    entry = pretrained.get(name)
+  except (KeyError, ValueError):
+    entry = None
+  if entry is None or entry.original is None:
+    adversaries = [e.name for e in pretrained.entries() if e.original is not None]
+    close = difflib.get_close_matches(text, list(PAIRINGS) + adversaries, n=3, cutoff=0.6)
+    hint = f'did you mean {", ".join(close)}? ' if close else ''
+    raise HubError(f'unknown pairing {text!r}: {hint}short names are {", ".join(sorted(PAIRINGS))}'
+                   '; or a published adversary, results/<experiment> or a training workdir')
+  return name, entry.notes

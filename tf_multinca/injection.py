@@ -16,6 +16,12 @@ from tf_multinca import perception
 MATURE = perception.ALIVE_THRESHOLD
 
 
+# The accepted forms and ranges, for every message that refuses an injection. A rate of 0 (or a
+# square of side 0) injects nothing: a takeover without an adversary is a control (--control).
+RANGES = ('square:S (S >= 1), spray:P (0 < P <= 1, or P% with 0 < P <= 100) or '
+          'checkerboard[:N] (N >= 1)')
+
+
 class InjectionError(errors.Error, ValueError):
   """An injection that cannot be made (bad spec, or it does not fit the organism)."""
 
@@ -136,11 +142,11 @@ def parse_injection(spec):
     kind = spec.get('kind')
     if kind == 'square' and int(spec.get('side', 0)) >= 1:
       return {'kind': 'square', 'side': int(spec['side'])}
-    if kind == 'spray' and 0.0 <= float(spec.get('rate', -1)) <= 1.0:
+    if kind == 'spray' and 0.0 < float(spec.get('rate', -1)) <= 1.0:
       return {'kind': 'spray', 'rate': float(spec['rate'])}
     if kind == 'checkerboard' and int(spec.get('period', 1)) >= 1:
       return {'kind': 'checkerboard', 'period': int(spec.get('period', 1))}
-    raise InjectionError(f'bad injection {spec!r}')
+    raise InjectionError(f'bad injection {spec!r}; expected {RANGES}')
   text = str(spec).strip()
   m = re.fullmatch(r'square:(\d+)', text)
   if m and int(m.group(1)) >= 1:
@@ -151,13 +157,12 @@ def parse_injection(spec):
       rate = float(m.group(1)) / (100.0 if m.group(2) else 1.0)
     except ValueError:
       rate = -1.0
-    if 0.0 <= rate <= 1.0:
+    if 0.0 < rate <= 1.0:
       return {'kind': 'spray', 'rate': rate}
   m = re.fullmatch(r'checkerboard(?::(\d+))?', text)
   if m and int(m.group(1) or 1) >= 1:
     return {'kind': 'checkerboard', 'period': int(m.group(1) or 1)}
-  raise InjectionError(f'bad injection {text!r}; expected square:S (S >= 1), spray:P '
-                       '(0 <= P <= 1, or P% ), or checkerboard[:N] (N >= 1)')
+  raise InjectionError(f'bad injection {text!r}; expected {RANGES}')
 
 
 def injection_mask(x, spec, padding='zeros', rng=None):

@@ -1,10 +1,11 @@
 """Local registration of trained models: names for our own weight files.
 
 A local manifest is a JSON file `{"entries": [{name, weights, format, convention, role,
-organism, target, ...}]}`. A training run registers into `<workdir>/registered.json` and, when
-`$TF_MULTINCA_LOCAL_MANIFEST` is set, into that user-level manifest too. `hub.load(name)`
-resolves registered names with every other kind of model name. A registered name can never
-shadow a published one, nor a `results/` name.
+organism, target, ...}]}`. A training run registers into `<workdir>/registered.json` and into
+the user's registry, `$XDG_CONFIG_HOME/tf_multinca/registry.json` (`~/.config/...` by default;
+`$TF_MULTINCA_LOCAL_MANIFEST` names another file), where every binary looks with no variable set.
+`hub.load(name)` resolves registered names with every other kind of model name. A registered name
+can never shadow a published one, nor a `results/` name.
 """
 
 import datetime
@@ -17,7 +18,8 @@ from tf_multinca import errors
 from tf_multinca import fileio as io
 from tf_multinca.pretrained import manifest as manifest_lib
 
-LOCAL_MANIFEST_ENV = 'TF_MULTINCA_LOCAL_MANIFEST'
+LOCAL_MANIFEST_ENV = 'TF_MULTINCA_LOCAL_MANIFEST'  # overrides the user's registry file
+USER_MANIFEST = pathlib.Path('tf_multinca', 'registry.json')  # under $XDG_CONFIG_HOME
 WORKDIR_MANIFEST = 'registered.json'
 # The results zoo's prefix; the published manifest's first path parts are reserved too.
 RESULTS_PREFIX = 'results'
@@ -42,10 +44,18 @@ def check_name(name):
   return name
 
 
-def default_manifests():
-  """The local manifests searched by default: `$TF_MULTINCA_LOCAL_MANIFEST` if set."""
+def user_manifest():
+  """The user's registry: `$TF_MULTINCA_LOCAL_MANIFEST` if set, else
+  `$XDG_CONFIG_HOME/tf_multinca/registry.json` (`~/.config/tf_multinca/registry.json`)."""
   env = os.environ.get(LOCAL_MANIFEST_ENV)
-  return [pathlib.Path(env).expanduser()] if env else []
+  if env:
+    return pathlib.Path(env).expanduser()
+  return pathlib.Path(os.environ.get('XDG_CONFIG_HOME') or '~/.config').expanduser() / USER_MANIFEST
+
+
+def default_manifests():
+  """The local manifests searched by default: the user's registry (`user_manifest`)."""
+  return [user_manifest()]
 
 
 def read_manifest(path):

@@ -112,10 +112,8 @@ def run_takeover(original, adversary=None, injection=None, target=None, steps_be
   if steps_before < 0 or steps_after < 0 or seeds < 1:
     raise TakeoverError('steps_before and steps_after must be >= 0 and seeds >= 1')
   if adversary is not None:
-    if adversary.convention.name != original.convention.name:
-      raise TakeoverError(
-          f'the original uses the {original.convention.name!r} convention and the adversary '
-          f'{adversary.convention.name!r}; load both in one convention (pass convention=...)')
+    hub.check_conventions(original.convention.name, adversary.convention.name,
+                          'load both in one convention (pass convention=...)')
     if injection is None:
       raise TakeoverError('an adversary needs an injection (square:S, spray:P or checkerboard)')
     spec = inj.parse_injection(injection)
@@ -324,15 +322,18 @@ def write_outputs(result, workdir, name='takeover', info=None, tensorboard=True,
 
 
 def run_named(workdir, name='takeover', steps_before=60, steps_after=500, seeds=8, seed=0,
-              mode='multi', gif_every=5, damages=(), **names):
+              mode='multi', gif_every=5, damages=(), log=lambda line: None, **names):
   """Resolves `names` (`hub.load_pairing`'s arguments), runs the takeover (with `damages`,
   `damage.Damage`s) and writes every output to `workdir`; the strip gets a frame at each
-  damage step and the one after it.
+  damage step and the one after it. `log` gets the target used and each overridden record.
 
   Returns:
     (TakeoverResult, {output: path}).
   """
   r = hub.load_pairing(**names)
+  for line in r.messages:
+    log(line)
+  log(f'target: {r.target or "none"} ({r.target_source})')
   total = steps_before + steps_after
   record = sorted(set(default_record_steps(steps_before, steps_after)) |
                   {t for d in damages for t in (d.step, d.step + 1) if t <= total})
@@ -341,8 +342,8 @@ def run_named(workdir, name='takeover', steps_before=60, steps_after=500, seeds=
                         seed=seed, mode=mode, gif_every=gif_every, record_steps=record,
                         damages=damages)
   info = dict(original=r.original_name, adversary=r.adversary_name, injection=r.injection,
-              target=r.target, mode=mode, seed=seed, steps_before=steps_before,
-              steps_after=steps_after, damages=[str(d) for d in damages])
+              target=r.target, target_source=r.target_source, mode=mode, seed=seed,
+              steps_before=steps_before, steps_after=steps_after, damages=[str(d) for d in damages])
   report = [s for s in (100, 200, steps_before + steps_after) if s <= steps_before + steps_after]
   paths = write_outputs(result, workdir, name=name, info=info, report_steps=report)
   return result, paths

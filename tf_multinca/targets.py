@@ -100,6 +100,8 @@ def _open_rgba(path, what):
                           "organism's shape is the target's alpha: save it as an RGBA PNG "
                           'with a transparent background')
       rgba = im.convert('RGBA')
+  except TargetError:
+    raise  # ours, already one message (not nested in the one below)
   except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
     # A directory, a text file named .png, a truncated PNG...
     raise TargetError(f'target {what}: {path} is not a readable image ({e}); pass a PNG '

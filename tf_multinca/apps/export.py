@@ -26,17 +26,23 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from tf_multinca import export
 from tf_multinca import hub
 
-DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / 'web' / 'models'
+# The demo's models (README): tools/web/models of the checkout this package runs from, else of
+# the current directory (an installed package has no demo beside it).
+_WEB = pathlib.Path(__file__).resolve().parents[2] / 'tools' / 'web'
+DEFAULT_OUT = (_WEB if _WEB.is_dir() else pathlib.Path('tools', 'web')) / 'models'
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('pairing', [], 'pairings: short names (' + ', '.join(sorted(hub.PAIRINGS))
-                  + ') or manifest adversary names')
+                  + '), manifest adversary names, results/<experiment> or training workdirs')
 flags.DEFINE_list('model', [], 'single rules: manifest model names or weight files')
 flags.DEFINE_list('format', ['tfjs'], 'comma-separated: ' + ', '.join(export.FORMATS))
 flags.DEFINE_string('out_dir', str(DEFAULT_OUT), 'output directory (one subdirectory per model)')
 flags.DEFINE_enum('convention', None, ['paper', 'distill'], 'load the models in this convention '
                   '(default: the manifest\'s)')
-flags.DEFINE_bool('index', True, 'rewrite <out_dir>/index.json (the demo\'s model menu)')
+flags.DEFINE_bool('index', True, 'rewrite <out_dir>/index.json (the demo\'s model menu: the '
+                  'exports with a TF.js model, the format the demo reads), whatever --format')
+flags.register_validator('out_dir', binary.directory_path, message='--out_dir must be a '
+                         'directory path (neither it nor a folder above it an existing file)')
 
 
 @flags.validator('format', message='--format: comma-separated saved_model, tfjs, webgl_json')
@@ -54,7 +60,8 @@ def _models():
   for p in FLAGS.pairing:
     r = hub.load_pairing(p, convention=FLAGS.convention)
     info = dict(export.pairing_info(r), pairing=p)
-    out.append((_safe_name(p), export.pairing_model(r), info))
+    out.append((_safe_name(pathlib.Path(p).name if os.path.isdir(p) else p),
+                export.pairing_model(r), info))
   for m in FLAGS.model:
     out.append((_safe_name(pathlib.Path(m).stem if os.path.exists(m) else m),
                 hub.load(m, FLAGS.convention), {'model': m}))
@@ -73,9 +80,13 @@ def main(argv):
     paths = export.export(model, out_dir / name, formats=FLAGS.format, name=name, info=info)
     for kind, path in paths.items():
       print(f'{name} {kind}: {path}')
-  if FLAGS.index and 'tfjs' in FLAGS.format:
+  if FLAGS.index:
     index = export.write_index(out_dir)
-    print(f'index: {out_dir / "index.json"} ({len(index["models"])} models)')
+    listed = {m['path'].rstrip('/') for m in index['models']}
+    missing = [name for name, _, _ in models if name not in listed]
+    print(f'index: {out_dir / "index.json"} ({len(index["models"])} models)' +
+          (f'; not listed, no TF.js model (the demo reads tfjs): {", ".join(missing)}'
+           if missing else ''))
   return 0
 
 

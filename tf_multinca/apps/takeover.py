@@ -24,14 +24,15 @@ from tf_multinca import takeover
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('pairing', None, 'short name (' + ', '.join(sorted(hub.PAIRINGS)) +
-                    '), a published adversary name, or one of ours: results/<experiment>')
+                    '), a published adversary name, one of ours (results/<experiment>) or a '
+                    'training workdir: each brings its original, injection and target')
 flags.DEFINE_string('original', None, 'original organism: a model name (published, '
                     'results/..., registered) or a weight file')
 flags.DEFINE_string('adversary', None, 'adversary: a model name or a weight file')
 flags.DEFINE_string('injection', None, 'square:S | spray:P (0..1 or P%) | checkerboard; '
                     'default the pairing\'s own')
-flags.DEFINE_string('target', None, 'target: manifest name, PNG path or emoji; default the '
-                    'pairing\'s')
+flags.DEFINE_string('target', None, 'the MSE\'s target: manifest name, PNG path or emoji; '
+                    'default the adversary\'s recorded one (none: no MSE)')
 flags.DEFINE_enum('convention', None, ['paper', 'distill'], 'load every model in this convention')
 flags.DEFINE_bool('control', False, 'run the organism alone, without adversaries')
 flags.DEFINE_multi_string('damage', [], 'STEP:disc:R (a disc of radius R cells around a random '
@@ -49,6 +50,10 @@ flags.DEFINE_string('name', None, 'output file prefix (default: the pairing or "
 flags.DEFINE_string('workdir', None, 'output directory', required=True)
 
 
+flags.register_validator('workdir', binary.directory_path, message='--workdir must be a '
+                         'directory path (neither it nor a folder above it an existing file)')
+
+
 @flags.validator('damage', message='--damage must be STEP:disc:R (R > 0) or STEP:half:ANGLE, '
                  'e.g. --damage=300:disc:8')
 def _check_damage(values):
@@ -58,7 +63,7 @@ def _check_damage(values):
     return False
 
 
-@flags.validator('injection', message='--injection must be square:S, spray:P or checkerboard')
+@flags.validator('injection', message=f'--injection must be {injection.RANGES}')
 def _check_injection(value):
   if value is None:
     return True
@@ -81,7 +86,7 @@ def main(argv):
       gif_every=FLAGS.gif_every, pairing=FLAGS.pairing, original=FLAGS.original,
       adversary=FLAGS.adversary, injection=FLAGS.injection, target=FLAGS.target,
       control=FLAGS.control, convention=FLAGS.convention,
-      damages=[damage.parse_damage(v) for v in FLAGS.damage])
+      damages=[damage.parse_damage(v) for v in FLAGS.damage], log=print)
   total = FLAGS.steps_before + FLAGS.steps_after
   for step, values in takeover.summary(result, (100, 200, total)).items():
     text = ', '.join(f'{k} {m:.4g} ± {s:.2g}' for k, (m, s) in values.items() if m == m)

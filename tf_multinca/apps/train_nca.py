@@ -6,6 +6,10 @@ r"""Train a single NCA as Distill's Growing NCA does: growing, persistent or reg
         --workdir=runs/nca_paper_lizard     # then usable as an --original of train_adversary
     python -m tools.train_nca --list_configs
 
+--register writes the name into <workdir>/registered.json and the user's registry,
+$XDG_CONFIG_HOME/tf_multinca/registry.json (~/.config/...; $TF_MULTINCA_LOCAL_MANIFEST names
+another file), which every binary reads.
+
 A run resumes from the last checkpoint in --workdir. Exit status: 0 done, 2 bad input (or
 --workdir in use by another run, which holds <workdir>/.lock), 3 the loss diverged, 4 a lost
 worker of a multi-worker job, 5 the file system is full, 130 interrupted (Ctrl-C), 143

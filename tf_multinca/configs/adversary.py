@@ -275,8 +275,17 @@ def lizard_regenerating():
       damage_n=2, damage_min_age=200)
 
 
+def custom():
+  """A neutral start for your own adversary: the paper's setting, no published identity."""
+  return PAPER_ADVERSARY.replace(
+      # Named after its workdir by the training binaries (configs.NEUTRAL), not after a paper's run.
+      description='your own adversary: set --original, --target and --injection',
+      # Compares with nothing: no published adversary exists for your organism (no verdict).
+      compare_with='')
+
+
 CONFIGS = {
-    f.__name__: f for f in (
+    f.__name__: f for f in (custom, 
         lizard_red, lizard_red_spray, lizard_no_tail, bug_to_butterfly, lizard_grow_to_persist,
         butterfly_grow_to_persist, firework_grow_to_persist, perturbation_random_l3,
         perturbation_copy_l3, perturbation_copy, perturbation_random, lizard_blue,

@@ -32,7 +32,8 @@ def define_flags(kind, default_config):
   flags.DEFINE_multi_string('set', [], 'config override key=value, repeatable (e.g. '
                             '--set=lr=1e-3 --set=lr_values=1e-3,1e-4); see '
                             'tf_multinca/configs/base.py for every field')
-  flags.DEFINE_bool('list_configs', False, 'print the config names and exit')
+  flags.DEFINE_bool('list_configs', False, 'print the config names with their descriptions '
+                    'and exit')
   flags.DEFINE_enum('strategy', 'default', list(distribute.STRATEGIES),
                     'tf.distribute strategy: default (one device), mirrored (every GPU, or '
                     'the logical CPU devices of --cpu_devices when there is no GPU) or '
@@ -80,6 +81,14 @@ def define_binary(kind, default_config):
   return lambda argv: main(kind, direct, argv)
 
 
+def list_configs(kind):
+  """The configs of `kind`, one a line with its description (`--list_configs`)."""
+  names = [n for n in configs.names(kind) if not n.endswith('_testing')]
+  width = max(map(len, names))
+  return '\n'.join([f'{n:{width}}  {configs.get_config(n).description}' for n in names] +
+                   ['', 'Each has a tiny <name>_testing variant (seconds, for tests).'])
+
+
 def main(kind, direct, argv):
   """Runs the binary (under `binary.run`, which maps our errors to exit statuses): validates
   every override by building the config before anything touches the workdir, then trains."""
@@ -87,7 +96,7 @@ def main(kind, direct, argv):
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   f = flags.FLAGS
   if f.list_configs:
-    print('\n'.join(configs.names(kind)))
+    print(list_configs(kind))
     return 0
   if not f.workdir:
     raise app.UsageError('--workdir is required (the run directory; an existing one resumes)')
@@ -97,6 +106,7 @@ def main(kind, direct, argv):
     other = 'train_nca' if config.kind == 'nca' else 'train_adversary'
     raise configs.ConfigError(f'--config={config.name} is an {config.kind} config; use '
                               f'python -m tools.{other}')
+  config = configs.named_after_workdir(config, f.workdir)
   strategy = distribute.make_strategy(f.strategy, f.cpu_devices)
   if strategy.num_replicas_in_sync > 1:
     _log(f'{f.strategy} strategy over {strategy.num_replicas_in_sync} replicas: '

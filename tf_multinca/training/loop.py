@@ -23,6 +23,7 @@ gets `WorkdirInUse`, 2).
 """
 
 import contextlib
+import json
 import pathlib
 import shutil
 import signal
@@ -141,6 +142,10 @@ class Trainer:
                  f'training with batch_size={c.batch_size}, pool_size={c.pool_size} and '
                  f'{c.rollout_max}-step rollouts on a {grid}x{grid} grid',
                  'lower batch_size, rollout_max or pool_size (--set=...)')
+    if self.is_adversary:  # the original's recorded convention is the run's (as in a takeover)
+      own = hub.describe(c.original).get('convention')
+      hub.check_conventions(own, c.convention, f"pass --convention={own} (the adversary's is "
+                            "the config's) or an original of the config's convention")
     workdir_lib.check_config(self.workdir, c)
     if self.is_chief:  # a workdir another run writes: stop now, not after the setup (`run`)
       workdir_lib.WorkdirLock(self.workdir).check()
@@ -476,7 +481,10 @@ class Trainer:
         done = step - start_step
         rate = (time.time() - t0) / max(done, 1)
         mean = last_mean = float(np.mean(recent))
-        parts = f'loss {mean:.5f} (target {float(out["loss/target"]):.5f}'
+        # The loss is the window's mean; the terms are the last step's (said so).
+        window = f'mean of {len(recent)} steps' if len(recent) > 1 else 'this step'
+        parts = (f'loss {mean:.5f} ({window}; step {step}: target '
+                 f'{float(out["loss/target"]):.5f}')
         if self.is_adversary:
           parts += (f', old {float(out["loss/old"]):.4f}, orig. fraction '
                     f'{float(out["original_fraction"]):.3f}')
@@ -646,9 +654,10 @@ class Trainer:
       self.log(f'using the weights\' average ({average["steps_averaged"]} steps, decay '
                f'{c.weight_average:g}) for the evaluation and the export')
     m, strip, _ = self.evaluate()
-    with writer.as_default():
-      tf.summary.image('eval/strip', strip[None].astype(np.float32), step=step)
-    summaries.write_evaluation(writer, 'eval', m, step)
+    if _finished_step(self.workdir) != step:  # a rerun of a finished run: TensorBoard has them
+      with writer.as_default():
+        tf.summary.image('eval/strip', strip[None].astype(np.float32), step=step)
+      summaries.write_evaluation(writer, 'eval', m, step)
     reference = self.compare()
     test_set = self.evaluator.test_set(
         self.trainee, targets.build_target(c.target, self.convention, self.grid,
@@ -687,7 +696,7 @@ class Trainer:
     return doc
 
   def register(self, name, weights):
-    """Registers the trained NCA in <workdir>/registered.json (and $TF_MULTINCA_LOCAL_MANIFEST)."""
+    """Registers the trained NCA in <workdir>/registered.json and the user's registry."""
     c = self.config
     manifests = [self.workdir / registry.WORKDIR_MANIFEST] + registry.default_manifests()
     for m in manifests:
@@ -698,6 +707,15 @@ class Trainer:
                         workdir=str(self.workdir.resolve()))
     self.log(f'registered {name} in {", ".join(str(m) for m in manifests)}')
     return [str(m) for m in manifests]
+
+
+def _finished_step(workdir):
+  """The step of the final evaluation recorded in `workdir`'s metrics.json, or None."""
+  try:
+    return json.loads((pathlib.Path(workdir) / 'metrics.json').read_text(encoding='utf-8'))[
+        'steps']
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
 
 
 def train(config, workdir, log=print, strategy=None):

@@ -27,6 +27,8 @@ TB_TAGS = {
     'grad_norm': 'weights/grad_norm',
     'lr': 'optim/lr', 'rollout_steps': 'optim/rollout_steps', 'mean_age': 'optim/mean_age',
 }
+# The adversary's loss terms: a base NCA's step reports them as constant zeros, not logged.
+ADVERSARY_ONLY = frozenset({'loss/old', 'loss/l3'})
 # Evaluation fields that are the protocol, not results: not logged as scalars.
 EVAL_CONSTANTS = frozenset({'seeds', 'inject_at', 'steps_after_injection', 'steps',
                             'no_injection', 'weight_distance', 'cosine_similarity'})
@@ -72,7 +74,7 @@ def write_train(writer, out, step, is_adversary):
   """The train step's outputs `out` under `TB_TAGS` (a single NCA's alive under train/)."""
   with writer.as_default():
     for k, tag in TB_TAGS.items():
-      if k in out:
+      if k in out and (is_adversary or k not in ADVERSARY_ONLY):
         v = 1.0 - out[k] if k == 'cosine_similarity' else out[k]
         tf.summary.scalar(tag if is_adversary or k != 'alive' else 'train/alive', v, step=step)
 
