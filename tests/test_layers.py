@@ -23,7 +23,7 @@ LAYERS = (
     ('io', {'fileio', 'figures', 'render', 'targets', 'saved_model', 'tfjs', 'export', 'pretrained.fetch',
             'pretrained.manifest', 'pretrained.formats'}),
     ('hub', {'pretrained', 'weights_file', 'registry', 'zoo', 'hub'}),
-    ('experiments', {'takeover', 'report', 'grow_report', 'generalisation'}),
+    ('experiments', {'takeover', 'report', 'grow_report', 'generalisation', 'race'}),
     ('training', {'training', 'configs'}),
     ('benchmarks', {'bench'}),  # it times the training step too
     ('binaries', {'apps', 'binary'}),

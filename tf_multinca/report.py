@@ -12,6 +12,7 @@ ones.
 import csv
 import dataclasses
 import io
+import json
 import pathlib
 
 import numpy as np
@@ -510,6 +511,29 @@ def _generalisation_section(root):
   return lines
 
 
+RACES = 'races'  # races of several adversaries on one organism (tools.takeover --race)
+
+
+def _races_section(root):
+  """Who wins a race of adversaries on one organism, how often, and how long they coexist."""
+  lines = ['## Races: three rules on one organism', '',
+           'Two adversaries injected into the same organism after step 60 (each from its own '
+           'injection, into cells still the original\'s), measured 500 steps later: the winner '
+           'of an organism holds the largest share of its mature cells; coexistence is how long '
+           'two or more rules each held at least 1 % of it.', '',
+           '| race | organisms | wins | coexistence (median, max steps) | final mean shares |',
+           '|---|---|---|---|---|']
+  for path in sorted((root / RACES).glob('*_metrics.json')):
+    doc = json.loads(path.read_text(encoding='utf-8'))
+    rules = doc['rules'][1:]
+    wins = ', '.join(f'`{r}` {doc["wins"][r]}' for r in rules) + \
+        f', original {doc["wins"]["original"]}, none {doc["wins"]["none"]}'
+    shares = ', '.join(f'{r} {doc["final_share_mean"][r]:.2f}' for r in doc['rules'])
+    lines.append(f'| {path.name[:-len("_metrics.json")]} | {doc["organisms"]} | {wins} | '
+                 f'{doc["coexistence_median"]:g}, {doc["coexistence_max"]} | {shares} |')
+  return lines + ['']
+
+
 def write_report(results_dir=None):
   """Writes `<results_dir>/REPORT.md` and `figures/*` from the entries; returns the path."""
   root = pathlib.Path(results_dir) if results_dir is not None else zoo.results_dir()
@@ -569,6 +593,8 @@ def write_report(results_dir=None):
                 f'![{r.experiment}]({FIGURES_DIR}/{name})', '']
   if (root / GENERALISATION / generalisation.TABLE).is_file():
     lines += _generalisation_section(root)
+  if sorted((root / RACES).glob('*_metrics.json')):
+    lines += _races_section(root)
   waiting = sorted(set(NOT_TRAINED) - {r.experiment for r in records})
   if waiting:
     lines += ['## Not trained yet', ''] + [f'- `{n}`: {NOT_TRAINED[n]}.' for n in waiting] + ['']

@@ -7,10 +7,13 @@ r"""Grow a published organism, inject adversaries and follow the takeover.
     python -m tools.takeover --pairing=lizard_red --control --workdir=runs/takeover/control
     python -m tools.takeover --pairing=results/lizard_red --workdir=runs/takeover/ours
     python -m tools.takeover --pairing=lizard_red --damage=300:disc:8 --workdir=runs/healing
+    python -m tools.takeover --race=lizard_red --race=lizard_blue --workdir=runs/race
 
 Writes `<name>_metrics.json` / `.csv` (original-cell fraction, alive cells and MSE per step, mean
 and std over seeds), `<name>_strip.png`, `<name>.gif` and TensorBoard logs under `--workdir`.
-The work is in `tf_multinca.takeover`.
+A race (`--race`, k >= 3 rules on one grid) writes `race_metrics.json` (each rule's wins, the
+coexistence and the mean shares per step) and `race_strip.png` instead. The work is in
+`tf_multinca.takeover` and `tf_multinca.race`.
 """
 
 from absl import app
@@ -18,6 +21,7 @@ from absl import flags
 
 from tf_multinca import binary
 from tf_multinca import damage
+from tf_multinca import race
 from tf_multinca import hub
 from tf_multinca import injection
 from tf_multinca import takeover
@@ -35,6 +39,9 @@ flags.DEFINE_string('target', None, 'the MSE\'s target: manifest name, PNG path 
                     'default the adversary\'s recorded one (none: no MSE)')
 flags.DEFINE_enum('convention', None, ['paper', 'distill'], 'load every model in this convention')
 flags.DEFINE_bool('control', False, 'run the organism alone, without adversaries')
+flags.DEFINE_multi_string('race', [], 'a race: two or more adversaries on one organism, each '
+                          'NAME or NAME@INJECTION (default the pairing\'s own), e.g. '
+                          '--race=lizard_red --race=lizard_blue; repeatable')
 flags.DEFINE_multi_string('damage', [], 'STEP:disc:R (a disc of radius R cells around a random '
                           'living cell, erased after step STEP) or STEP:half:ANGLE (the half '
                           'beyond the organism\'s centre in direction ANGLE degrees); '
@@ -77,6 +84,8 @@ def _check_injection(value):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if FLAGS.race:
+    return _race()
   name = FLAGS.name or (FLAGS.pairing or 'takeover').replace('/', '_').replace('%', 'pct')
   if FLAGS.control:
     name += '_control'
@@ -95,6 +104,26 @@ def main(argv):
     print(f'{kind}: {path}')
   return 0
 
+
+
+def _race():
+  """--race: several adversaries on one organism; their wins and coexistence."""
+  if len(FLAGS.race) < 2 or FLAGS.pairing or FLAGS.adversary or FLAGS.control:
+    raise app.UsageError('--race takes two or more adversaries (NAME or NAME@INJECTION), '
+                         'without --pairing, --adversary or --control')
+  total = FLAGS.steps_before + FLAGS.steps_after
+  result = race.run_named(
+      FLAGS.race, original=FLAGS.original, convention=FLAGS.convention,
+      steps_before=FLAGS.steps_before, steps_after=FLAGS.steps_after, seeds=FLAGS.seeds,
+      seed=FLAGS.seed, record_steps=takeover.default_record_steps(FLAGS.steps_before,
+                                                                  FLAGS.steps_after))
+  s = result.summary()
+  print(f'race of {", ".join(result.names[1:])} over {s["organisms"]} organisms, {total} steps: '
+        'wins ' + ', '.join(f'{k} {v}' for k, v in s['wins'].items()) +
+        f'; coexistence median {s["coexistence_median"]:g} steps (max {s["coexistence_max"]})')
+  for kind, path in race.write_outputs(result, FLAGS.workdir, FLAGS.name or 'race').items():
+    print(f'{kind}: {path}')
+  return 0
 
 
 run = binary.entry(main)  # the console script's entry point
