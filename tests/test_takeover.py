@@ -122,8 +122,27 @@ def test_png_gif_tile_zoom(tmp_path):
 
 def test_strip_has_mask_row_for_multi_states():
   states = np.zeros((3, 8, 8, 17), np.float32)
-  assert render.evolution_strip(states, 'paper', zoom_factor=2, pad=0).shape == (32, 48, 3)
-  assert render.evolution_strip(states[..., :16], 'paper', zoom_factor=2, pad=0).shape == (16, 48, 3)
+  # Organisms, their cell masks, and the masks' colour key under them (20 rows).
+  assert render.evolution_strip(states, 'paper', zoom_factor=2, pad=0).shape == (32 + 20, 48, 3)
+  single = render.evolution_strip(states[..., :16], 'paper', zoom_factor=2, pad=0)
+  assert single.shape == (16, 48, 3)  # no mask, no key
+
+
+def test_strip_marks_the_injection_and_keys_the_mask_colours():
+  states = np.zeros((3, 16, 16, 17), np.float32)
+  plain = render.evolution_strip(states, 'paper', zoom_factor=8, steps=[0, 60, 100])
+  marked = render.evolution_strip(states, 'paper', zoom_factor=8, steps=[0, 60, 100],
+                                  marks={60: 'injected'})
+  assert marked.shape[0] == plain.shape[0] + 16  # a second label line
+  red = (marked[..., 0] > 0.6) & (marked[..., 1] < 0.4) & (marked[..., 2] < 0.4)
+  cols = np.nonzero(red[:34].any(0))[0]  # the mark is red text over frame 1 only
+  assert cols.size and cols.min() > 128 + 2 and cols.max() < 2 * 128 + 2
+  key = marked[-20:]  # orange and blue squares in the key band
+  for colour in (render.ORIGINAL_COLOUR, render.ADVERSARY_COLOUR):
+    assert (np.abs(key - colour).max(-1) < 0.02).sum() >= 100, colour
+  three = render.evolution_strip(np.zeros((2, 16, 16, 18), np.float32), 'paper', zoom_factor=8,
+                                 names=['original', 'red', 'blue'])
+  assert (np.abs(three[-20:] - render.EXTRA_COLOURS[0]).max(-1) < 0.02).sum() >= 100
 
 
 def test_takeover_accepts_a_locally_registered_model(tmp_path, monkeypatch):
@@ -183,7 +202,7 @@ def test_a_one_rule_multi_state_renders_with_its_own_alpha():
   np.testing.assert_array_equal(single[1, 1], [1.0, 1.0, 1.0])
   np.testing.assert_array_equal(multi[1, 1], [0.0, 0.0, 0.0])
   strip = render.evolution_strip(x[None], 'paper', zoom_factor=1, pad=0, multi=True)
-  assert strip.shape == (8, 4, 3)  # the cell mask row is there too
+  assert strip.shape == (8 + 20, 4, 3)  # the cell mask row is there too (and its key)
   assert float(metrics.alive_cells(x[None])[0]) == 1.0
 
 

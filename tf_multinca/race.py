@@ -197,6 +197,7 @@ def write_outputs(result, workdir, name='race'):
   paths = {'metrics': fileio.write_text(d / f'{name}_metrics.json', json.dumps(doc, indent=1))}
   if len(result.record_steps):
     strip = render.evolution_strip(result.states[:, 0], result.convention, zoom_factor=3,
-                                   steps=result.record_steps)
+                                   steps=result.record_steps,
+                                   marks={result.injection_step: 'injected'}, names=result.names)
     paths['strip'] = render.save_png(strip, d / f'{name}_strip.png')
   return paths

@@ -119,8 +119,15 @@ def save_gif(frames, path, duration_ms=40, loop=0):
       loop=loop, optimize=False), suffix='.gif')
 
 
+FONT_SIZE = 13  # Pillow's bundled scalable font: readable at the strips' zoom
+
+
+def _font(size=FONT_SIZE):
+  return ImageFont.load_default(size=size)
+
+
 def evolution_strip(states, convention='paper', zoom_factor=4, with_mask=True, pad=2,
-                    steps=None, multi=None):
+                    steps=None, multi=None, marks=None, names=None):
   """The paper's fig. 12 / 14 strip: the organism over time, the cell mask below it.
 
   Args:
@@ -128,29 +135,57 @@ def evolution_strip(states, convention='paper', zoom_factor=4, with_mask=True, p
     steps: the `T` steps of the frames: each frame gets a 't = N' label above it (None: no
       labels).
     multi: the states' layout (None: guessed from the channels, see `is_multi`).
+    marks: {step: text} written under a frame's label ('injected', 'damaged').
+    names: the rules' names for the mask's key (default 'original', 'adversary', 'rule 2',
+      ...); the key is drawn under a strip with a mask.
 
   Returns:
-    `[rows * H * zoom (+ label band), T * W * zoom, 3]` float image (rows = 2 with the mask).
+    `[rows * H * zoom (+ label band, + key band), T * W * zoom, 3]` float image (rows = 2
+    with the mask).
   """
   states = _np(states)
   multi = is_multi(states, multi)
   rows = [state_to_rgb(states, convention, multi)]
-  if with_mask and multi:
+  masked = with_mask and multi
+  if masked:
     rows.append(cell_mask_rgb(states))
   t = states.shape[0]
   images = np.concatenate(rows, 0)  # row-major: all organisms, then all masks
   strip = tile(zoom(images, zoom_factor), cols=t, pad=pad)
-  if steps is None:
-    return strip
-  if len(steps) != t:
-    raise ValueError(f'{len(steps)} step labels for {t} frames')
-  return label_columns(strip, [f't = {int(s)}' for s in steps], states.shape[2] * zoom_factor,
-                       pad)
+  if steps is not None:
+    if len(steps) != t:
+      raise ValueError(f'{len(steps)} step labels for {t} frames')
+    marks = marks or {}
+    labels = [f't = {int(s)}' + (f'\n{marks[int(s)]}' if int(s) in marks else '') for s in steps]
+    strip = label_columns(strip, labels, states.shape[2] * zoom_factor, pad,
+                          band=34 if marks else 18)
+  if masked:
+    k = states.shape[-1] - 15
+    names = list(names or ['original', 'adversary'] + [f'rule {i}' for i in range(2, k)])[:k]
+    strip = mask_key(strip, names)
+  return strip
 
 
-def label_columns(img, labels, width, pad=2, band=14):
-  """Adds a white band above `img` with `labels[i]` centred over column `i` (of `width` pixels,
-  `pad` apart). Drawn with Pillow's bundled font, so it works offline.
+def mask_key(img, names, band=20):
+  """Adds a white band under `img` with the mask's key: each rule's colour and name."""
+  img = to_uint8(img)
+  out = Image.new('RGB', (img.shape[1], img.shape[0] + band), 'white')
+  out.paste(Image.fromarray(img), (0, 0))
+  draw = ImageDraw.Draw(out)
+  font = _font()
+  colours = np.concatenate([ORIGINAL_COLOUR[None], ADVERSARY_COLOUR[None], EXTRA_COLOURS])
+  x, y = 4, img.shape[0] + 3
+  for i, name in enumerate(names):
+    c = tuple(int(v * 255) for v in colours[min(i, len(colours) - 1)])
+    draw.rectangle([x, y + 2, x + 11, y + 13], fill=c)
+    draw.text((x + 15, y), name, fill='black', font=font)
+    x += 15 + int(draw.textlength(name, font=font)) + 14
+  return np.asarray(out, np.float32) / 255.0
+
+
+def label_columns(img, labels, width, pad=2, band=18):
+  """Adds a white band above `img` with `labels[i]` (one or more lines) centred over column
+  `i` (of `width` pixels, `pad` apart). Drawn with Pillow's bundled font, so it works offline.
 
   Returns:
     `[band + H, W, 3]` float image in [0, 1].
@@ -159,20 +194,22 @@ def label_columns(img, labels, width, pad=2, band=14):
   out = Image.new('RGB', (img.shape[1], img.shape[0] + band), 'white')
   out.paste(Image.fromarray(img), (0, band))
   draw = ImageDraw.Draw(out)
-  font = ImageFont.load_default()
+  font = _font()
   for i, text in enumerate(labels):
-    left, _, right, _ = draw.textbbox((0, 0), text, font=font)
-    x = i * (width + pad) + (width - (right - left)) // 2
-    draw.text((max(x, 0), 1), text, fill='black', font=font)
+    for j, line in enumerate(text.split('\n')):
+      left, _, right, _ = draw.textbbox((0, 0), line, font=font)
+      x = i * (width + pad) + (width - (right - left)) // 2
+      draw.text((max(x, 0), 1 + 16 * j), line, fill='black' if j == 0 else (200, 30, 30),
+                font=font)
   return np.asarray(out, np.float32) / 255.0
 
 
-def title(img, text, band=16):
+def title(img, text, band=18):
   """Adds a white band with `text` above `img` (float or uint8 `[H, W, 3]`); returns float."""
   img = to_uint8(img)
   out = Image.new('RGB', (img.shape[1], img.shape[0] + band), 'white')
   out.paste(Image.fromarray(img), (0, band))
-  ImageDraw.Draw(out).text((2, 2), text, fill='black', font=ImageFont.load_default())
+  ImageDraw.Draw(out).text((2, 1), text, fill='black', font=_font())
   return np.asarray(out, np.float32) / 255.0
 
 

@@ -258,6 +258,15 @@ def _inject(x, spec, padding, rng, mode, lenient=False):
 
 # Outputs.
 
+def marks_of(result):
+  """{step: 'injected' | 'damaged'} of a `TakeoverResult`, for its strip's labels."""
+  marks = {t: 'damaged' for t in result.info.get('damage_steps', [])}
+  if result.injection_step is not None:
+    marks[result.injection_step] = ('injected' if result.injection_step not in marks else
+                                    'injected, damaged')
+  return marks
+
+
 def summary(result, steps=(100, 200, 560)):
   """{step: {metric: (mean, std)}} at the given steps (those inside the rollout)."""
   return {int(s): result.at(s) for s in steps if s <= result.steps[-1]}
@@ -299,7 +308,7 @@ def write_outputs(result, workdir, name='takeover', info=None, tensorboard=True,
   fileio.write_text(paths['csv'], buf.getvalue())
 
   strip = render.evolution_strip(result.states[:, 0], result.convention,
-                                 steps=result.record_steps)
+                                 steps=result.record_steps, marks=marks_of(result))
   render.save_png(strip, paths['strip'])
   frames = result.info['gif_states'][:, 0]
   gif = [render.title(np.concatenate([render.zoom(render.state_to_rgb(f, result.convention), 4),

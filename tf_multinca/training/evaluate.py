@@ -65,7 +65,7 @@ def zoo_evaluation(name, original, adversary, injection, target, protocol, fire_
   image = None
   if strip:
     image = render.evolution_strip(result.states[:, 0], result.convention, zoom_factor=3,
-                                   steps=result.record_steps)
+                                   steps=result.record_steps, marks=takeover.marks_of(result))
   return evaluation, image
 
 
@@ -238,8 +238,9 @@ class RunEvaluator:
     else:
       m, states, steps = evaluate_nca(trainee, self.target, self.grid, steps=c.eval_steps,
                                       seeds=c.eval_seeds, seed=seed, fire_rate=c.fire_rate)
+    marks = {c.inject_min: 'injected'} if self.is_adversary else None
     strip = render.evolution_strip(states, self.convention, zoom_factor=2,
-                                   with_mask=self.is_adversary, steps=steps)
+                                   with_mask=self.is_adversary, steps=steps, marks=marks)
     return m, strip, steps
 
   def evaluate_adversary(self, adversary, seed=None):
