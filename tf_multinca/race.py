@@ -9,9 +9,9 @@ injected in turn (into cells that are still the original's), and the rules compe
     result.wins()          # {'lizard_red': 5, 'lizard_blue': 3}
 
 Per step and organism, each rule's share of the mature cells (a cell counted for the rule with
-the largest alpha there, `owned_cells`); at the end, the winner of each organism (the largest share) and how long the
-adversaries coexisted (the last step at which two or more rules each held at least `PRESENT` of
-the organism).
+the largest alpha there, `owned_cells`); at the end, the winner of each organism (the largest
+share) and how long the adversaries coexisted (the last step at which two or more rules each
+held at least `PRESENT` of the organism).
 """
 
 import dataclasses

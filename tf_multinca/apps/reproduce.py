@@ -11,8 +11,8 @@ the published adversary and the control on the same organisms, on the 32 develop
 (compared while tuning) and on the 128 organisms of the held-out test set (the report's
 headline; read when an entry is written, never to choose anything), and is written to
 results/<name>/ (adversary.weights.h5, run.json, strips). --evaluate_test evaluates committed
-entries on the test set again without training (after a change of the test set or the bar). An experiment whose results/<name>/
-already holds the same config is skipped unless --retrain. Exit status: 0 done, 2 bad input,
+entries on the test set again without training (after a change of the test set or the bar).
+An experiment whose results/<name>/ already holds the same config is skipped unless --retrain. Exit status: 0 done, 2 bad input,
 3 a loss diverged (1: some runs of a --parallel fan-out failed; their logs are named). With
 --parallel=N, up to N runs train at once, each in its own process logging to
 <workdir>/<name>/reproduce.log, with the CPU's threads shared out; one line per run reports

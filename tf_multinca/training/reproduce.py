@@ -447,7 +447,8 @@ def _fan_out(todo, workdir, results_dir, seeds, overrides, parallel, retrain, lo
   for cell in todo:
     argv = [sys.executable, '-m', 'tf_multinca.apps.reproduce', f'--experiments={cell.entry}',
             f'--workdir={workdir.resolve()}', f'--results_dir={results_dir.resolve()}',
-            f'--eval_seeds={seeds}', f'--test_seeds={test_seeds}', '--noreport'] + [f'--set={o}' for o in overrides]
+            f'--eval_seeds={seeds}', f'--test_seeds={test_seeds}', '--noreport']
+    argv += [f'--set={o}' for o in overrides]
     if retrain:  # the parent moved the previous run aside; the entry must not be skipped
       argv.append('--retrain')
     jobs.append(fanout.Job(cell.entry, tuple(argv), workdir / cell.entry / LOG_FILE))
