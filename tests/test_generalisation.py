@@ -121,7 +121,21 @@ def test_the_report_shows_the_committed_matrix(tmp_path):
   assert '## Generalisation across injections' in text
   assert '| `lizard_red` | 32/32, 0.0030 | 30/32, 0.0120 |' in text
   assert '| `lizard_red` | fixed | - | 50 % |' in text
-  assert ('square-trained adversaries under sprays of 5-50 %: **do not generalise** (0 of 1 '
-          'cells') in text
-  assert 'spray-trained adversaries under squares of side 2-4: **generalise** (1 of 1' in text
+  assert ('square-trained adversaries under sprays of 5-50 %: **do not generalise**, where the '
+          'paper says they generalise (0 of 1 cells') in text
+  assert ('spray-trained adversaries under squares of side 2-4: **generalise**, where the paper '
+          'says they do not generalise (1 of 1') in text
   assert '![generalisation](generalisation/heatmap.png)' in text
+
+
+def test_a_fixed_masks_minimal_intervention_is_judged_on_the_mse():
+  # Complete takeovers never happen with a fixed mask; the MSE falls with the share masked.
+  def evaluate(adversary, injection, mode):
+    kind, _, value = injection.partition(':')
+    mse = 0.1 / float(value) if kind == 'spray' else 1.0
+    return gen.Cell(adversary, injection, mode, 10, 1, 0, mse, mse, 500.0, None)
+  ev = gen.Evaluator(organisms=10, seed=1, evaluate=evaluate)
+  assert gen.minimal_intervention(ev, 'a', 'fixed', mse_limit=0.25) == {'square': None,
+                                                                         'spray': 0.5}
+  assert gen.minimal_intervention(ev, 'a', 'fixed', mse_limit=0.15)['spray'] == 1.0
+  assert gen.minimal_intervention(ev, 'a', 'fixed', mse_limit=0.01)['spray'] is None

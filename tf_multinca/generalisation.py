@@ -119,6 +119,15 @@ class Evaluator:
       self._pairings[name] = hub.load_pairing(name)
     return self._pairings[name]
 
+  def cells(self):
+    """Every `Cell` computed (or seeded) so far, in order."""
+    return list(self._cells.values())
+
+  def seed_cells(self, cells):
+    """Takes `cells` (a committed table's) as computed."""
+    for c in cells:
+      self._cells[(c.adversary, c.injection, c.mode)] = c
+
   def cell(self, adversary, injection, mode='multi'):
     """The `Cell` of `adversary` under `injection` (computed once per triple)."""
     key = (adversary, canonical(injection), mode)
@@ -170,17 +179,24 @@ def matrix(adversaries, injections=INJECTIONS, evaluator=None, modes=('multi',),
   return out
 
 
-def minimal_intervention(evaluator, adversary, mode='multi', enough=ENOUGH):
-  """The smallest square side and spray rate with complete takeovers in `enough` of the
-  organisms, each ladder tried from its smallest step up (the first that is enough ends it).
+def minimal_intervention(evaluator, adversary, mode='multi', enough=ENOUGH, mse_limit=None):
+  """The smallest square side and spray rate that does the job, each ladder tried from its
+  smallest step up (the first that is enough ends it).
+
+  The job: complete takeovers in `enough` of the organisms; or, with `mse_limit` (the fixed
+  mask, whose cells never spread, so that the original always keeps the rest), a mean MSE to
+  the target at most `mse_limit`. The fixed mask's spray ladder ends at 100 %.
 
   Returns:
     {'square': side or None, 'spray': rate or None} (None: no step of the ladder is enough).
   """
   found = {'square': None, 'spray': None}
-  for kind, ladder in (('square', SQUARE_LADDER), ('spray', SPRAY_LADDER)):
+  sprays = SPRAY_LADDER + ((1.0,) if mse_limit is not None else ())
+  for kind, ladder in (('square', SQUARE_LADDER), ('spray', sprays)):
     for value in ladder:
-      if evaluator.cell(adversary, f'{kind}:{value:g}', mode).complete_rate >= enough:
+      cell = evaluator.cell(adversary, f'{kind}:{value:g}', mode)
+      if (cell.mse_mean <= mse_limit if mse_limit is not None else
+          cell.complete_rate >= enough):
         found[kind] = value
         break
   return found
@@ -291,11 +307,15 @@ def run(out_dir, adversaries=None, injections=INJECTIONS, fixed_mask=('lizard_re
       found[name, 'multi'] = minimal_intervention(evaluator, name)
       log(f'{name}: minimal intervention {found[name, "multi"]}')
     for name in fixed_mask:
-      found[name, 'fixed'] = minimal_intervention(evaluator, name, mode='fixed')
+      # As good as the takeover from its own injection, within GENERALISES x its MSE.
+      own = evaluator.cell(name, canonical(hub.pairing_injection(name)), 'multi')
+      found[name, 'fixed'] = minimal_intervention(evaluator, name, mode='fixed',
+                                                  mse_limit=GENERALISES * own.mse_mean)
       log(f'{name} (fixed mask): minimal intervention {found[name, "fixed"]}')
   doc = dict(provenance or {}, inject_at=evaluator.inject_at, age=evaluator.age,
              enough=ENOUGH, gone=GONE)
-  write_outputs(out_dir, cells, found if minimal else None, doc)
+  # The table holds the minimal-intervention ladders' cells too: every figure behind a verdict.
+  write_outputs(out_dir, evaluator.cells(), found if minimal else None, doc)
   return cells, found
 
 

@@ -494,7 +494,10 @@ def _generalisation_section(root):
   minimal = generalisation.read_minimal(d)
   if minimal:
     lines += ['', f'Minimal intervention (the smallest that takes over completely in '
-              f'{generalisation.ENOUGH:.0%} of the organisms; `-`: none of the ladder):', '',
+              f'{generalisation.ENOUGH:.0%} of the organisms; for a fixed mask, whose cells '
+              f'never spread, the smallest whose mean MSE is within '
+              f'{generalisation.GENERALISES:g}x the takeover\'s from its own injection; `-`: '
+              'none of the ladder):', '',
               '| adversary | mode | square side | spray rate |', '|---|---|---|---|']
     for (name, mode), v in minimal.items():
       spray = '-' if v['spray'] is None else f"{v['spray'] * 100:g} %"
@@ -502,10 +505,14 @@ def _generalisation_section(root):
   lines += ['', 'The paper: "models that are able to take over starting from a small square '
             'generalize well to spray patterns, while the opposite isn\'t true". On this '
             'matrix:', '']
-  for trained, other in (('square', 'sprays of 5-50 %'), ('spray', 'squares of side 2-4')):
+  for trained, other, paper in (('square', 'sprays of 5-50 %', 'generalise'),
+                                ('spray', 'squares of side 2-4', 'do not generalise')):
     holds, detail = generalisation.claim(cells, trained)
     verdict = ('no cells' if holds is None else 'generalise' if holds else 'do not generalise')
-    lines.append(f'- {trained}-trained adversaries under {other}: **{verdict}** ({detail}).')
+    agree = '' if holds is None else (' as the paper says' if verdict == paper else
+                                      f', where the paper says they {paper}')
+    lines.append(f'- {trained}-trained adversaries under {other}: **{verdict}**{agree} '
+                 f'({detail}).')
   lines += ['', f'![generalisation]({GENERALISATION}/{generalisation.HEATMAP}.png) '
             f'([SVG]({GENERALISATION}/{generalisation.HEATMAP}.svg))', '']
   return lines
