@@ -76,11 +76,14 @@ def test_reproduce_binary_skips_finished_and_retrains_on_request(tmp_path, mirro
   assert first.returncode == 0, first.stderr
   again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert again.returncode == 0 and 'skipped' in again.stdout
+  notes = results / 'lizard_red_testing' / 'NOTES.md'
+  notes.write_text('# what was tried\n')
   retrain = subprocess.run(args + ['--retrain'], cwd=REPO, env=env, capture_output=True,
                            text=True, timeout=300)
   assert retrain.returncode == 0, retrain.stderr
   assert 'moved the previous run' in retrain.stdout
   assert len(list(work.glob('lizard_red_testing.old-*'))) == 1  # nothing deleted
+  assert notes.read_text() == '# what was tried\n'  # a retrained entry keeps its history
 
 
 @pytest.mark.slow

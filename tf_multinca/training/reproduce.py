@@ -260,8 +260,13 @@ def collect(name, config, run_dir, results_dir=None, seeds=EVAL_SEEDS, log=print
       protocol=dev.protocol, ours=dev.ours, published=dev.published, control=dev.control,
       verdict=dev.verdict, overrides=tuple(overrides), test=test)
 
+  notes = results_dir / name / report.NOTES_FILE
+  history = notes.read_bytes() if notes.is_file() else None
+
   def write(tmp):
     tmp = pathlib.Path(tmp)
+    if history is not None:  # the entry's history outlives its retraining
+      (tmp / report.NOTES_FILE).write_bytes(history)
     weights_file.save(adversary, tmp / zoo.WEIGHTS_FILE, config=config.name, step=steps)
     for key, image in strips.items():
       render.save_png(image, tmp / zoo.STRIPS[key])
