@@ -43,7 +43,7 @@ def test_distill_settings():
 def test_overrides_are_typed():
   c = configs.get_config('lizard_red', ['lr=1e-3', 'lr_values=1e-3,1e-4', 'steps=7',
                                         'grad_norm=false', 'injection=spray:5%',
-                                        'lr_boundaries=100'])
+                                        'lr_boundaries=100', 'weight_average_from=0'])
   assert c.lr == 1e-3 and c.lr_values == (1e-3, 1e-4) and c.steps == 7
   assert c.grad_norm is False and c.injection == 'spray:5%' and c.lr_boundaries == (100,)
 
@@ -86,6 +86,6 @@ def test_lr_scales_the_whole_schedule():
   c = configs.get_config('lizard_red', ['lr=1e-3'])
   assert c.lr == 1e-3
   assert c.lr_values == pytest.approx(tuple(v / 2 for v in base_config.lr_values))
-  assert configs.get_config('lizard_red', ['lr_values=1e-3,5e-4,1e-4']).lr == 1e-3
+  assert configs.get_config('lizard_red', ['lr_values=1e-3,5e-4,1e-4,3e-5']).lr == 1e-3
   with pytest.raises(configs.ConfigError, match='disagrees'):
-    configs.get_config('lizard_red', ['lr=1e-3', 'lr_values=2e-3,5e-4,1e-4'])
+    configs.get_config('lizard_red', ['lr=1e-3', 'lr_values=2e-3,5e-4,1e-4,3e-5'])

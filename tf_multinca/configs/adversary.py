@@ -234,8 +234,8 @@ def testing(config):
       summary_every=1, image_every=3, log_every=1, eval_seeds=2, eval_steps=12, max_age=20,
       test_seeds=4, damage_n=min(config.damage_n, 1), damage_min_age=min(config.damage_min_age, 4),
       eval_every=3, pretrain_steps=min(config.pretrain_steps, 2), compare_with='',
-      # The weights' average, where the config keeps one, from the first validation on.
-      weight_average_from=min(config.weight_average_from, 3),
+      # The weights' average, where the config keeps one, from the first step (runs of 1-3 steps).
+      weight_average_from=0,
       injection='spray:0.2' if config.injection.startswith('square:3') else config.injection,
       # A warm start needs its model; the tiny variants start from a copy of the original.
       adversary_init='copy' if config.adversary_init.startswith('from:') else
